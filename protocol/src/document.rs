@@ -184,10 +184,10 @@ fn check_items(items: &[Item], tenders: &Tenders) -> Result<(), DocumentError> {
         if !valid_text(&item.name) {
             return Err(DocumentError::ItemName { line });
         }
-        if let Some(gtin) = &item.gtin {
-            if !(8..=14).contains(&gtin.len()) || !gtin.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DocumentError::Gtin { line });
-            }
+        if let Some(gtin) = &item.gtin
+            && (!(8..=14).contains(&gtin.len()) || !gtin.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(DocumentError::Gtin { line });
         }
     }
     let total = items_total(items);
@@ -225,7 +225,11 @@ impl Document {
             DocumentBody::Annulment { tenders, .. } if tenders.total().is_zero() => Err(DocumentError::ZeroTotal),
             DocumentBody::Annulment { .. } => Ok(()),
             DocumentBody::CashIn { amount } | DocumentBody::CashOut { amount } | DocumentBody::Payout { amount } => {
-                if amount.is_zero() { Err(DocumentError::ZeroTotal) } else { Ok(()) }
+                if amount.is_zero() {
+                    Err(DocumentError::ZeroTotal)
+                } else {
+                    Ok(())
+                }
             }
             DocumentBody::ShiftReport(report) => {
                 let payments = report.totals.payment;
@@ -283,6 +287,10 @@ pub struct Event {
 /// chain hashes and what travels to the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "documents are the common case; boxing them would cost an allocation each"
+)]
 pub enum Payload {
     /// A document.
     Document(Document),

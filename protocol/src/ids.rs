@@ -109,8 +109,8 @@ impl Serial {
 impl FromStr for Serial {
     type Err = IdError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=32).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let valid =
+            (1..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if !valid {
             return Err(IdError::Serial(text.to_owned()));
         }

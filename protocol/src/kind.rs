@@ -89,10 +89,7 @@ pub struct UnknownKind(pub String);
 impl FromStr for DocumentKind {
     type Err = UnknownKind;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        DocumentKind::ALL
-            .into_iter()
-            .find(|k| k.wire_name() == text)
-            .ok_or_else(|| UnknownKind(text.to_owned()))
+        DocumentKind::ALL.into_iter().find(|k| k.wire_name() == text).ok_or_else(|| UnknownKind(text.to_owned()))
     }
 }
 

@@ -89,8 +89,15 @@ fn parse_decimal(text: &str, max_scale: u32, allow_negative: bool) -> Result<Dec
 }
 
 /// A non-negative amount of money with exactly two fractional digits.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(Decimal);
+
+impl Default for Money {
+    /// Zero, shown as `0.00`.
+    fn default() -> Money {
+        Money::ZERO
+    }
+}
 
 impl Money {
     /// Zero rubles.
@@ -166,8 +173,15 @@ impl Sum for Money {
 }
 
 /// An amount of money that may be negative, with exactly two fractional digits.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SignedMoney(Decimal);
+
+impl Default for SignedMoney {
+    /// Zero, shown as `0.00`.
+    fn default() -> SignedMoney {
+        SignedMoney::ZERO
+    }
+}
 
 impl SignedMoney {
     /// Zero rubles.
@@ -455,7 +469,8 @@ mod tests {
 
     #[test]
     fn money_refuses_what_is_not_an_amount() {
-        let cases: [(&str, fn(&AmountError) -> bool); 10] = [
+        type IsExpected = fn(&AmountError) -> bool;
+        let cases: [(&str, IsExpected); 10] = [
             ("4.789", |e| matches!(e, AmountError::TooPrecise { max: 2, .. })),
             ("-1", |e| matches!(e, AmountError::Negative(_))),
             ("-0.01", |e| matches!(e, AmountError::Negative(_))),
@@ -501,19 +516,26 @@ mod tests {
     fn line_sum_rounds_half_up_to_kopecks() {
         let cases = [
             ("4.79", "1.000", "4.79"),
-            ("1.99", "0.250", "0.50"),  // 0.4975 → 0.50
-            ("0.10", "0.125", "0.01"),  // 0.0125 → 0.01
-            ("0.10", "0.155", "0.02"),  // 0.0155 → 0.02 (half-up)
-            ("0.30", "0.005", "0.00"),  // 0.0015 → 0.00
-            ("0.50", "0.005", "0.00"),  // 0.0025 → 0.00
-            ("0.90", "0.005", "0.00"),  // 0.0045 → 0.00
-            ("3.00", "0.005", "0.02"),  // 0.015 → 0.02
+            ("1.99", "0.250", "0.50"), // 0.4975 → 0.50
+            ("0.10", "0.125", "0.01"), // 0.0125 → 0.01
+            ("0.10", "0.155", "0.02"), // 0.0155 → 0.02 (half-up)
+            ("0.30", "0.005", "0.00"), // 0.0015 → 0.00
+            ("0.50", "0.005", "0.00"), // 0.0025 → 0.00
+            ("0.90", "0.005", "0.00"), // 0.0045 → 0.00
+            ("3.00", "0.005", "0.02"), // 0.015 → 0.02
             ("2.37", "3.000", "7.11"),
         ];
         for (price, qty, sum) in cases {
             let got = line_sum(money(price), qty.parse().unwrap());
             assert_eq!(got.to_string(), sum, "{price} × {qty}");
         }
+    }
+
+    #[test]
+    fn default_money_is_zero_with_two_digits() {
+        assert_eq!(Money::default().to_string(), "0.00");
+        assert_eq!(SignedMoney::default().to_string(), "0.00");
+        assert_eq!(Tenders::default().total().to_string(), "0.00");
     }
 
     #[test]

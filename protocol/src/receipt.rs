@@ -91,7 +91,8 @@ impl Receipt {
 
     /// The tender lines, each only when non-zero.
     fn tenders(&mut self, tenders: &Tenders) {
-        for (label, amount) in [("НАЛИЧНЫМИ", tenders.cash), ("БЕЗНАЛИЧНЫМИ", tenders.card), ("ИНЫМИ", tenders.other)] {
+        for (label, amount) in [("НАЛИЧНЫМИ", tenders.cash), ("БЕЗНАЛИЧНЫМИ", tenders.card), ("ИНЫМИ", tenders.other)]
+        {
             if !amount.is_zero() {
                 self.line(format_args!("{label} {amount}"));
             }

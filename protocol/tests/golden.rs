@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, FixedOffset};
 use protocol::{
-    ChainHead, Document, DocumentBody, DocumentKind, DocumentNumber, Entry, Event, EventCode, Item, Money,
-    Payload, ReceiptHeader, ShiftNumber, ShiftReport, SignedMoney, Standing, Summary, Tenders, Uid, cash_effect,
-    receipt_text, verify_chain,
+    ChainHead, Document, DocumentBody, DocumentKind, DocumentNumber, Entry, Event, EventCode, Item, Money, Payload,
+    ReceiptHeader, ShiftNumber, ShiftReport, SignedMoney, Standing, Summary, Tenders, Uid, cash_effect, receipt_text,
+    verify_chain,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -99,7 +99,8 @@ fn run_day(golden: &Golden) -> Day {
             Payload::Event(e) => day.events.push(e),
         }
     };
-    let event = |code: EventCode, at, parameter: Option<String>| Payload::Event(Event { code, created_at: at, parameter });
+    let event =
+        |code: EventCode, at, parameter: Option<String>| Payload::Event(Event { code, created_at: at, parameter });
 
     for step in &golden.steps {
         if let Some(code) = step.event {
