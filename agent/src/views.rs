@@ -1,0 +1,124 @@
+//! What the POS API answers: documents and status as JSON (CONTRACTS §1). Built from the
+//! journal's domain types; nothing here is stored.
+
+use chrono::{DateTime, FixedOffset};
+use protocol::{
+    Document, DocumentBody, DocumentKind, DocumentNumber, Item, Money, PerKind, ReceiptHeader, ShiftNumber,
+    SignedTenders, Tenders, Uid, receipt_text,
+};
+use serde::Serialize;
+
+use crate::journal::Delivery;
+
+/// A document as the POS app receives it.
+#[derive(Serialize)]
+pub struct DocumentView<'a> {
+    kind: DocumentKind,
+    number: DocumentNumber,
+    uid: &'a Uid,
+    shift: ShiftNumber,
+    created_at: DateTime<FixedOffset>,
+    cashier: &'a str,
+    items: Vec<ItemView<'a>>,
+    /// `null` for the cash kinds, which carry `amount` instead.
+    tenders: Option<Tenders>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<Money>,
+    total: Money,
+    ref_number: Option<DocumentNumber>,
+    receipt: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    report: Option<ReportView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ItemView<'a> {
+    name: &'a str,
+    gtin: Option<&'a str>,
+    section: u32,
+    price: Money,
+    quantity: protocol::Quantity,
+    sum: Money,
+}
+
+#[derive(Serialize)]
+struct ReportView {
+    opened_at: DateTime<FixedOffset>,
+    counts: PerKind<u64>,
+    totals: PerKind<Money>,
+    revenue: SignedTenders,
+    cumulative_total: Money,
+}
+
+impl<'a> DocumentView<'a> {
+    /// The view of `document`, journaled with UID `uid`.
+    pub fn new(header: &ReceiptHeader, document: &'a Document, uid: &'a Uid) -> DocumentView<'a> {
+        let figures = document.figures();
+        let (items, ref_number, amount): (&[Item], _, _) = match &document.body {
+            DocumentBody::Payment { items, .. } => (items, None, None),
+            DocumentBody::Return { items, ref_number, .. } => (items, *ref_number, None),
+            DocumentBody::Annulment { ref_number, .. } => (&[], Some(*ref_number), None),
+            DocumentBody::CashIn { amount } | DocumentBody::CashOut { amount } | DocumentBody::Payout { amount } => {
+                (&[], None, Some(*amount))
+            }
+            DocumentBody::ShiftReport(_) => (&[], None, None),
+        };
+        let report = match &document.body {
+            DocumentBody::ShiftReport(r) => Some(ReportView {
+                opened_at: r.opened_at,
+                counts: r.counts,
+                totals: r.totals,
+                revenue: r.revenue,
+                cumulative_total: r.cumulative_total,
+            }),
+            _ => None,
+        };
+        DocumentView {
+            kind: document.kind(),
+            number: document.number,
+            uid,
+            shift: document.shift,
+            created_at: document.created_at,
+            cashier: &document.cashier,
+            items: items
+                .iter()
+                .map(|i| ItemView {
+                    name: &i.name,
+                    gtin: i.gtin.as_deref(),
+                    section: i.section,
+                    price: i.price,
+                    quantity: i.quantity,
+                    sum: i.sum(),
+                })
+                .collect(),
+            tenders: figures.tenders,
+            amount,
+            total: figures.total,
+            ref_number,
+            receipt: receipt_text(header, document, uid),
+            report,
+            delivery: None,
+            delivery_error: None,
+        }
+    }
+
+    /// Adds where the document stands with the server.
+    pub fn with_delivery(mut self, delivery: Delivery, error: Option<&'a str>) -> DocumentView<'a> {
+        self.delivery = Some(delivery.as_str());
+        self.delivery_error = error;
+        self
+    }
+}
+
+/// The answer to opening a shift.
+#[derive(Serialize)]
+pub struct ShiftOpened {
+    /// The shift's number.
+    pub shift: ShiftNumber,
+    /// When it opened.
+    pub opened_at: DateTime<FixedOffset>,
+}
