@@ -1,0 +1,3 @@
+//! End-to-end tests: the real binaries, real files, real sockets.
+
+mod agent;
