@@ -77,6 +77,9 @@ CREATE TABLE register (
     next_shift INTEGER NOT NULL,
     open_shift INTEGER,
     opened_at TEXT,
+    -- The open shift's running summary (JSON of protocol::Summary::kinds), so that start-up
+    -- does not re-read the shift's documents.
+    shift_summary TEXT,
     drawer TEXT NOT NULL,
     cumulative_total TEXT NOT NULL,
     head_seq INTEGER NOT NULL,
@@ -109,7 +112,6 @@ CREATE TABLE documents (
     annulled INTEGER NOT NULL DEFAULT 0,
     returned TEXT NOT NULL DEFAULT '0.00'
 );
-CREATE INDEX documents_shift ON documents (shift);
 CREATE TABLE shift_reports (
     shift INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE
@@ -352,15 +354,19 @@ impl WriteTx<'_> {
 
     /// Writes the register's state and chain head.
     pub fn save_state(&self, state: &RegisterState, head: &ChainHead) -> Result<()> {
-        let (open, opened_at) = match &state.open_shift {
-            Some(open) => (Some(open.number.0), Some(open.opened_at.to_rfc3339())),
-            None => (None, None),
+        let (open, opened_at, summary) = match &state.open_shift {
+            Some(open) => (
+                Some(open.number.0),
+                Some(open.opened_at.to_rfc3339()),
+                Some(serde_json::to_string(open.summary.kinds()).expect("a summary serializes")),
+            ),
+            None => (None, None, None),
         };
         self.tx
             .prepare_cached(
                 "UPDATE register SET next_number = ?1, next_shift = ?2, open_shift = ?3, opened_at = ?4, drawer = ?5,
                     cumulative_total = ?6, head_seq = ?7, head_hash = ?8, blocked_reason = ?9, blocked_since = ?10,
-                    server_block = ?11, tsok_expiry_recorded = ?12",
+                    server_block = ?11, tsok_expiry_recorded = ?12, shift_summary = ?13",
             )?
             .execute(params![
                 state.next_number.0 as i64,
@@ -375,6 +381,7 @@ impl WriteTx<'_> {
                 state.blocked.as_ref().map(|b| b.since.to_rfc3339()),
                 state.server_block,
                 state.tsok_expiry_recorded,
+                summary,
             ])
             .map_err(classify)?;
         Ok(())
@@ -588,79 +595,66 @@ impl Reader {
 
 /// The register's state and chain head as last committed, read on any connection.
 fn load_state(conn: &Connection) -> Result<(RegisterState, ChainHead)> {
-    let row = conn.query_row(
-        "SELECT next_number, next_shift, open_shift, opened_at, drawer, cumulative_total, head_seq, head_hash,
-                    blocked_reason, blocked_since, server_block, tsok_expiry_recorded
-             FROM register",
-        [],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, Option<u32>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Vec<u8>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<String>>(9)?,
-                r.get::<_, Option<String>>(10)?,
-                r.get::<_, bool>(11)?,
-            ))
-        },
-    )?;
-    let (
-        next_number,
-        next_shift,
-        open,
-        opened_at,
-        drawer,
-        cumulative,
-        head_seq,
-        head_hash,
-        reason,
-        since,
-        server_block,
-        tsok,
-    ) = row;
-    let open_shift = match (open, opened_at) {
-        (Some(number), Some(at)) => {
-            let number = ShiftNumber(number);
-            Some(OpenShift { number, opened_at: parse_time(&at)?, summary: shift_summary(conn, number)? })
+    struct Row {
+        next_number: i64,
+        next_shift: u32,
+        open_shift: Option<u32>,
+        opened_at: Option<String>,
+        shift_summary: Option<String>,
+        drawer: String,
+        cumulative_total: String,
+        head_seq: i64,
+        head_hash: Vec<u8>,
+        blocked_reason: Option<String>,
+        blocked_since: Option<String>,
+        server_block: Option<String>,
+        tsok_expiry_recorded: bool,
+    }
+    let row = conn.query_row("SELECT * FROM register", [], |r| {
+        Ok(Row {
+            next_number: r.get("next_number")?,
+            next_shift: r.get("next_shift")?,
+            open_shift: r.get("open_shift")?,
+            opened_at: r.get("opened_at")?,
+            shift_summary: r.get("shift_summary")?,
+            drawer: r.get("drawer")?,
+            cumulative_total: r.get("cumulative_total")?,
+            head_seq: r.get("head_seq")?,
+            head_hash: r.get("head_hash")?,
+            blocked_reason: r.get("blocked_reason")?,
+            blocked_since: r.get("blocked_since")?,
+            server_block: r.get("server_block")?,
+            tsok_expiry_recorded: r.get("tsok_expiry_recorded")?,
+        })
+    })?;
+    let open_shift = match (row.open_shift, row.opened_at, row.shift_summary) {
+        (Some(number), Some(at), Some(summary)) => {
+            let kinds =
+                serde_json::from_str(&summary).map_err(|e| JournalError::Corrupt(format!("shift summary: {e}")))?;
+            Some(OpenShift {
+                number: ShiftNumber(number),
+                opened_at: parse_time(&at)?,
+                summary: Summary::from_kinds(kinds),
+            })
         }
         _ => None,
     };
-    let blocked = match (reason, since) {
+    let blocked = match (row.blocked_reason, row.blocked_since) {
         (Some(reason), Some(since)) => Some(Block { reason, since: parse_time(&since)? }),
         _ => None,
     };
     let state = RegisterState {
-        next_number: DocumentNumber(next_number as u64),
-        next_shift: ShiftNumber(next_shift),
+        next_number: DocumentNumber(row.next_number as u64),
+        next_shift: ShiftNumber(row.next_shift),
         open_shift,
-        drawer: parse_value::<SignedMoney>(&drawer)?,
-        cumulative_total: parse_value::<Money>(&cumulative)?,
+        drawer: parse_value::<SignedMoney>(&row.drawer)?,
+        cumulative_total: parse_value::<Money>(&row.cumulative_total)?,
         blocked,
-        server_block,
-        tsok_expiry_recorded: tsok,
+        server_block: row.server_block,
+        tsok_expiry_recorded: row.tsok_expiry_recorded,
     };
-    let head = ChainHead { seq: Seq(head_seq as u64), hash: hash_from(&head_hash)? };
+    let head = ChainHead { seq: Seq(row.head_seq as u64), hash: hash_from(&row.head_hash)? };
     Ok((state, head))
-}
-
-/// The summary of a shift's documents, from the journal.
-fn shift_summary(conn: &Connection, shift: ShiftNumber) -> Result<Summary> {
-    let mut stmt = conn.prepare(
-        "SELECT e.payload FROM documents d JOIN entries e ON e.seq = d.seq WHERE d.shift = ?1 ORDER BY d.number",
-    )?;
-    let mut summary = Summary::default();
-    let mut rows = stmt.query([shift.0])?;
-    while let Some(row) = rows.next()? {
-        let document = decode_document(&row.get::<_, Vec<u8>>(0)?)?;
-        summary.add_body(&document.body);
-    }
-    Ok(summary)
 }
 
 fn decode_document(payload: &[u8]) -> Result<Document> {

@@ -58,7 +58,7 @@ impl<T> PerKind<T> {
 }
 
 /// The figures of one kind in a summary: how many documents and their sums.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindTotals {
     /// How many documents.
     pub count: u64,
@@ -117,6 +117,17 @@ impl Summary {
     /// The figures of one kind.
     pub fn kind(&self, kind: DocumentKind) -> &KindTotals {
         &self.kinds[kind.index()]
+    }
+
+    /// Every kind's figures, by [`DocumentKind`] declaration order: for storing a running
+    /// summary (the agent's open shift) and reading it back with [`Summary::from_kinds`].
+    pub fn kinds(&self) -> &[KindTotals; 7] {
+        &self.kinds
+    }
+
+    /// The summary with these figures per kind (as [`Summary::kinds`] gave them).
+    pub fn from_kinds(kinds: [KindTotals; 7]) -> Summary {
+        Summary { kinds }
     }
 
     /// Выручка per tender: payments − returns − annulments. Its total is, by construction,

@@ -75,6 +75,7 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
     assert_eq!(status, 201);
 
     let acknowledged = Arc::new(Mutex::new(BTreeMap::<String, (u64, String)>::new()));
+    let kopecks_acknowledged = Arc::new(AtomicUsize::new(0));
     let total = Arc::new(AtomicUsize::new(0));
     let interrupted = Arc::new(AtomicUsize::new(0));
     let killing_done = Arc::new(AtomicBool::new(false));
@@ -95,12 +96,14 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         let (url, acknowledged, total, killing_done) =
             (url.clone(), acknowledged.clone(), total.clone(), killing_done.clone());
         let interrupted = interrupted.clone();
+        let kopecks_acknowledged = kopecks_acknowledged.clone();
         clients.push(tokio::spawn(async move {
             let http = client();
             let mut i = 0;
             while !(killing_done.load(Ordering::SeqCst) && total.load(Ordering::SeqCst) >= AT_LEAST) {
                 let key = format!("client{c}-doc{i}");
-                let body = payment(100 + fastrand::u64(0..100_000));
+                let kopecks = 100 + fastrand::u64(0..100_000);
+                let body = payment(kopecks);
                 // Retry with the same key until the agent answers: exactly-once, whatever happened.
                 loop {
                     match post(&http, &url, "/v1/documents", &body, Some(&key)).await {
@@ -109,6 +112,7 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
                             let uid = answer["uid"].as_str().unwrap().to_owned();
                             acknowledged.lock().unwrap().insert(key.clone(), (number, uid));
                             total.fetch_add(1, Ordering::SeqCst);
+                            kopecks_acknowledged.fetch_add(kopecks as usize, Ordering::SeqCst);
                             break;
                         }
                         Ok((status, answer)) => panic!("unexpected answer {status}: {answer}"),
@@ -126,6 +130,12 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         client.await.unwrap();
     }
     let mut agent = tokio::task::spawn_blocking(move || killer.join().unwrap()).await.unwrap();
+    // The shift's running figures survived every kill: its report counts what was acknowledged.
+    let (status, report) = post(&client(), &url, "/v1/shift/close", &json!({"cashier": "Иванов"}), None).await.unwrap();
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(report["counts"]["payment"], acknowledged.lock().unwrap().len());
+    let total = kopecks_acknowledged.load(Ordering::SeqCst);
+    assert_eq!(report["total"], format!("{}.{:02}", total / 100, total % 100));
     agent.stop();
 
     let acknowledged = acknowledged.lock().unwrap().clone();
