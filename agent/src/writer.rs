@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use protocol::{ChainHash, ChainHead, EventCode, Payload, ReceiptHeader, Uid};
@@ -101,6 +102,23 @@ impl WriterHandle {
     }
 }
 
+/// How long the writer keeps polling for the next request before it sleeps: a POS app's
+/// next request usually comes within this, and waking a sleeping thread costs more.
+const SPIN: Duration = Duration::from_micros(300);
+
+/// The next job: polled for [`SPIN`], then waited for.
+fn next_job(inbox: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    let until = Instant::now() + SPIN;
+    loop {
+        match inbox.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
+            Err(mpsc::error::TryRecvError::Empty) => return inbox.blocking_recv(),
+        }
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     journal: Journal,
@@ -132,7 +150,7 @@ pub fn start(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<(WriterHandle
 
 impl Writer {
     fn run(mut self, mut inbox: mpsc::Receiver<Job>) {
-        while let Some(first) = inbox.blocking_recv() {
+        while let Some(first) = next_job(&mut inbox) {
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
                 match inbox.try_recv() {
