@@ -84,6 +84,43 @@ fn bare_commits(path: &Path, n: usize, row: usize) -> Vec<Duration> {
     latencies
 }
 
+/// Latencies of `n` bare commits writing what the journal writes for one document: the
+/// entry (with its pending index), the document index row and the register row.
+fn bare_journal_commits(path: &Path, n: usize, row: usize) -> Vec<Duration> {
+    let _ = std::fs::remove_file(path);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE entries (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL, delivery INTEGER NOT NULL DEFAULT 0);
+         CREATE INDEX entries_pending ON entries (seq) WHERE delivery = 0;
+         CREATE TABLE documents (number INTEGER PRIMARY KEY, kind TEXT, shift INTEGER, seq INTEGER UNIQUE);
+         CREATE TABLE register (id INTEGER PRIMARY KEY, next_number INTEGER, summary TEXT, head BLOB);
+         INSERT INTO register VALUES (1, 0, '', x'00');",
+    )
+    .unwrap();
+    let payload = vec![0x5Au8; row];
+    let summary = "[{\"count\":1,\"tenders\":{},\"total\":\"0.00\"}]".repeat(7);
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n as i64 {
+        let start = Instant::now();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.prepare_cached("INSERT INTO entries (seq, payload) VALUES (?1, ?2)")
+            .unwrap()
+            .execute(params![i, payload])
+            .unwrap();
+        conn.prepare_cached("INSERT INTO documents VALUES (?1, 'payment', 1, ?1)").unwrap().execute([i]).unwrap();
+        conn.prepare_cached("UPDATE register SET next_number = ?1, summary = ?2, head = ?3")
+            .unwrap()
+            .execute(params![i, summary, [7u8; 32]])
+            .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    latencies
+}
+
 struct Agent {
     child: Child,
     url: String,
@@ -280,6 +317,9 @@ fn main() {
         ms(bare_p50),
         ms(percentile(&bare, 0.99))
     );
+
+    let journal_like = bare_journal_commits(&base.join("bare-journal.sqlite"), 2000, row);
+    println!("bare commit of the journal's rows for one document: p50 {}", ms(percentile(&journal_like, 0.5)));
 
     let empty_dir = base.join("empty");
     std::fs::create_dir_all(&empty_dir).unwrap();
