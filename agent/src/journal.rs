@@ -39,6 +39,25 @@ pub enum JournalError {
         /// The configured register.
         expected: RegNumber,
     },
+    /// The journal file is damaged; it was copied aside and left in place.
+    #[error("журнал поврежден ({cause}); файлы сохранены в {copy}; агент не запущен, обратитесь в поддержку")]
+    Damaged {
+        /// What SQLite reported.
+        cause: String,
+        /// Where the copy is.
+        copy: PathBuf,
+    },
+    /// The data directory cannot be created.
+    #[error("не удается создать каталог данных {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// There is no journal to read.
+    #[error("журнал {0} не найден: агент еще не запускался?")]
+    Missing(PathBuf),
     /// The journal was written by a newer agent.
     #[error("журнал создан более новой версией агента (схема {0})")]
     NewerSchema(i64),
@@ -51,6 +70,16 @@ impl JournalError {
     /// Whether this is a storage failure the POS app should see as `503`.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, JournalError::DiskFull)
+    }
+
+    /// Whether SQLite found the file damaged.
+    fn is_damage(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match self {
+            JournalError::Sqlite(e) => matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase)),
+            JournalError::Corrupt(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -126,6 +155,26 @@ CREATE TABLE idempotency (
 CREATE INDEX idempotency_created ON idempotency (created_at);
 "#];
 
+/// Copies the journal's files into `damaged-<unix time>/` beside them and returns the
+/// error that says so.
+fn set_aside(data_dir: &Path, cause: JournalError) -> JournalError {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let copy = data_dir.join(format!("damaged-{stamp}"));
+    let copied = std::fs::create_dir_all(&copy).and_then(|()| {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = data_dir.join(format!("{FILE_NAME}{suffix}"));
+            if file.exists() {
+                std::fs::copy(&file, copy.join(format!("{FILE_NAME}{suffix}")))?;
+            }
+        }
+        Ok(())
+    });
+    match copied {
+        Ok(()) => JournalError::Damaged { cause: cause.to_string(), copy },
+        Err(e) => JournalError::Corrupt(format!("{cause}; copying it aside to {} failed: {e}", copy.display())),
+    }
+}
+
 /// Opens a connection with the journal's settings.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
@@ -183,9 +232,20 @@ pub struct Remembered {
 impl Journal {
     /// Opens (creating it if needed) the journal in `data_dir` for register `reg`. A new
     /// journal starts from `start`.
+    ///
+    /// A damaged file (SQLite reports corruption) is copied aside — never deleted, never
+    /// replaced: it may hold undelivered entries, and a fresh journal would reuse document
+    /// numbers — and the error names the copy.
     pub fn open(data_dir: &Path, reg: RegNumber, start: &StartFigures) -> Result<Journal> {
+        match Journal::open_unchecked(data_dir, reg, start) {
+            Err(e) if e.is_damage() => Err(set_aside(data_dir, e)),
+            other => other,
+        }
+    }
+
+    fn open_unchecked(data_dir: &Path, reg: RegNumber, start: &StartFigures) -> Result<Journal> {
         std::fs::create_dir_all(data_dir)
-            .map_err(|e| JournalError::Corrupt(format!("cannot create {}: {e}", data_dir.display())))?;
+            .map_err(|source| JournalError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(FILE_NAME);
         let mut conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
@@ -216,6 +276,10 @@ impl Journal {
                 .map_err(classify)?;
             }
         }
+        // Reading the state once here makes a damaged register row fail the open.
+        load_state(&conn)?;
+        // Checkpoints keep the WAL small; this bounds the file a checkpoint leaves behind.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         Ok(Journal { conn })
     }
 
@@ -480,7 +544,7 @@ impl Reader {
     pub fn open(data_dir: &Path, reg: RegNumber) -> Result<Reader> {
         let path = data_dir.join(FILE_NAME);
         if !path.exists() {
-            return Err(JournalError::Corrupt(format!("{} does not exist", path.display())));
+            return Err(JournalError::Missing(path));
         }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         Ok(Reader { conn, reg })

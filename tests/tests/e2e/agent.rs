@@ -303,3 +303,26 @@ async fn a_full_disk_gives_503_writes_nothing_and_recovers_when_space_is_freed()
     assert_sound(&agent);
     drop(disk);
 }
+
+#[test]
+fn a_damaged_journal_is_copied_aside_and_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let garbage: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(data.join("journal.sqlite"), &garbage).unwrap();
+    let agent = AgentProcess::configure(dir.path(), &data, "");
+    let output = e2e::agent_command().args(["run", "--config"]).arg(&agent.config_path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("журнал поврежден"), "{stderr}");
+    let copies: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("damaged-"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(stderr.contains(&copies[0].display().to_string()), "{stderr}");
+    assert_eq!(std::fs::read(copies[0].join("journal.sqlite")).unwrap(), garbage);
+    assert_eq!(std::fs::read(data.join("journal.sqlite")).unwrap(), garbage, "the original is left as it was");
+}
