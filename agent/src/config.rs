@@ -70,6 +70,15 @@ pub struct ServerConfig {
     pub token: String,
     /// A PEM file of extra trust roots.
     pub ca_file: Option<PathBuf>,
+    /// DNS servers to ask instead of the system's (needed where there is no
+    /// `/etc/resolv.conf`, as on Android).
+    pub resolvers: Vec<std::net::IpAddr>,
+    /// How long one request to the server may take.
+    pub timeout: std::time::Duration,
+    /// How often to send a heartbeat when there is nothing to deliver.
+    pub heartbeat: std::time::Duration,
+    /// The longest wait between two failed attempts.
+    pub retry_max: std::time::Duration,
 }
 
 /// The register's limits.
@@ -168,6 +177,11 @@ struct RawServer {
     token: Option<String>,
     token_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    #[serde(default)]
+    resolvers: Vec<String>,
+    timeout_secs: Option<u64>,
+    heartbeat_secs: Option<u64>,
+    retry_max_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -270,10 +284,23 @@ impl Config {
                 if token.is_empty() {
                     return Err(bad("server.token", "must not be empty".into()));
                 }
+                let resolvers = s
+                    .resolvers
+                    .iter()
+                    .map(|r| r.parse().map_err(|_| bad("server.resolvers", format!("{r:?} is not an IP address"))))
+                    .collect::<Result<_, _>>()?;
+                let seconds = |key, value: Option<u64>, default: u64| match value {
+                    Some(0) => Err(bad(key, "must be at least 1".into())),
+                    v => Ok(std::time::Duration::from_secs(v.unwrap_or(default))),
+                };
                 Ok(ServerConfig {
                     url: s.url.trim_end_matches('/').to_owned(),
                     token,
                     ca_file: s.ca_file.map(|f| base.join(f)),
+                    resolvers,
+                    timeout: seconds("server.timeout_secs", s.timeout_secs, 30)?,
+                    heartbeat: seconds("server.heartbeat_secs", s.heartbeat_secs, 300)?,
+                    retry_max: seconds("server.retry_max_secs", s.retry_max_secs, 120)?,
                 })
             })
             .transpose()?;
@@ -340,6 +367,14 @@ data_dir = "data"
             (format!("{MINIMAL}[pos_api]\nlisten = \"0.0.0.0:8710\"\n"), "pos_api.listen"),
             (format!("{MINIMAL}[server]\nurl = \"ftp://x\"\ntoken = \"t\"\n"), "server.url"),
             (format!("{MINIMAL}[server]\nurl = \"https://x\"\n"), "server.token"),
+            (
+                format!("{MINIMAL}[server]\nurl = \"https://x\"\ntoken = \"t\"\nresolvers = [\"dns.google\"]\n"),
+                "server.resolvers",
+            ),
+            (
+                format!("{MINIMAL}[server]\nurl = \"https://x\"\ntoken = \"t\"\ntimeout_secs = 0\n"),
+                "server.timeout_secs",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err();

@@ -486,6 +486,31 @@ impl WriteTx<'_> {
         oldest_pending_at(&self.tx)
     }
 
+    /// Records the server's verdicts on delivered entries.
+    pub fn apply_results(&self, results: &[protocol::EntryResult], at: &DateTime<FixedOffset>) -> Result<()> {
+        let at = at.to_rfc3339();
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE entries SET delivery = ?2, delivery_error = ?3, delivered_at = ?4 WHERE seq = ?1",
+        )?;
+        for result in results {
+            let code = match result.status {
+                protocol::EntryStatus::Rejected => 2,
+                protocol::EntryStatus::Accepted | protocol::EntryStatus::Duplicate => 1,
+            };
+            stmt.execute(params![result.seq.0 as i64, code, result.reason, at]).map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// Records the last contact with the server (`Some(at)`) and the last delivery error.
+    pub fn record_delivery(&self, delivered_at: Option<&DateTime<FixedOffset>>, error: Option<&str>) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE register SET last_delivery_at = COALESCE(?1, last_delivery_at), last_error = ?2")?
+            .execute(params![delivered_at.map(|t| t.to_rfc3339()), error])
+            .map_err(classify)?;
+        Ok(())
+    }
+
     /// Makes everything durable.
     pub fn commit(self) -> Result<()> {
         self.tx.commit().map_err(classify)
@@ -646,6 +671,43 @@ impl Reader {
                 prev_hash: hash_from(&r.get::<_, Vec<u8>>(1)?)?,
                 hash: hash_from(&r.get::<_, Vec<u8>>(2)?)?,
                 payload: r.get(3)?,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Where delivery stands: the first unacknowledged entry and the last entry.
+    pub fn cursor(&self) -> Result<crate::delivery::Cursor> {
+        let first_pending: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT seq FROM entries WHERE delivery = 0 ORDER BY seq LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let last: i64 = self.conn.prepare_cached("SELECT head_seq FROM register")?.query_row([], |r| r.get(0))?;
+        Ok(crate::delivery::Cursor { first_pending: first_pending.map(|s| Seq(s as u64)), last_seq: Seq(last as u64) })
+    }
+
+    /// Consecutive entries from `from`: at most `max_entries`, and (but for the first) no
+    /// more payload bytes than `max_bytes`.
+    pub fn batch(&self, from: Seq, max_entries: usize, max_bytes: usize) -> Result<Vec<Entry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, prev_hash, hash, payload FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![from.0 as i64, max_entries as i64])?;
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next()? {
+            let payload: Vec<u8> = r.get(3)?;
+            // Each entry costs its payload plus its seq, two hashes and CBOR framing.
+            bytes += payload.len() + 96;
+            if !entries.is_empty() && bytes > max_bytes {
+                break;
+            }
+            entries.push(Entry {
+                seq: Seq(r.get::<_, i64>(0)? as u64),
+                prev_hash: hash_from(&r.get::<_, Vec<u8>>(1)?)?,
+                hash: hash_from(&r.get::<_, Vec<u8>>(2)?)?,
+                payload,
             });
         }
         Ok(entries)

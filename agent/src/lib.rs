@@ -6,13 +6,18 @@
 //! - [`journal`]: the only SQLite code: schema, migrations, the write transaction, reads.
 //! - [`writer`]: the one writer thread, committing groups of commands.
 //! - [`api`]: the POS API (axum); [`views`]: its JSON answers.
+//! - [`delivery`]: the forwarder's decisions, pure; [`forwarder`]: its I/O shell;
+//!   [`net`]: the HTTP client (trust roots and DNS that work on Android too).
 //! - [`clock`]: injected time.
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod forwarder;
 pub mod journal;
+pub mod net;
 pub mod rules;
 pub mod views;
 pub mod writer;
@@ -37,6 +42,9 @@ pub enum AgentError {
     /// The POS API's socket failed.
     #[error("POS API: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP client for the server could not be built.
+    #[error(transparent)]
+    Net(#[from] net::NetError),
     /// The writer thread died.
     #[error("the journal writer stopped unexpectedly")]
     WriterLost,
@@ -52,7 +60,8 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let config = Arc::new(config);
     let opening = config.clone();
-    let (writer, thread) = tokio::task::spawn_blocking(move || writer::start(opening, clock))
+    let writer_clock = clock.clone();
+    let (writer, thread) = tokio::task::spawn_blocking(move || writer::start(opening, writer_clock))
         .await
         .map_err(|_| AgentError::WriterLost)??;
     tracing::info!(listen = %config.listen, "agent started");

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
-use protocol::{ChainHash, ChainHead, EventCode, Payload, ReceiptHeader, Uid};
-use tokio::sync::{mpsc, oneshot, watch};
+use protocol::{Answer, ChainHash, ChainHead, Directive, EventCode, Payload, ReceiptHeader, Uid};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -49,10 +49,29 @@ pub enum Reply {
     Unavailable(String),
 }
 
+/// What the forwarder learned from one attempt, to be recorded in the journal.
+#[derive(Clone, Debug)]
+pub enum DeliveryReport {
+    /// The server answered: per-entry verdicts and directives.
+    Answered(Answer),
+    /// The attempt failed; the reason is shown in the status.
+    Failed(String),
+}
+
 enum Job {
     Command { command: Command, idempotency: Option<Idempotency>, reply: oneshot::Sender<Reply> },
+    Delivery { report: DeliveryReport, reply: oneshot::Sender<Result<(), String>> },
     Tick,
     Stop { reply: oneshot::Sender<()> },
+}
+
+/// The jobs one transaction carries.
+#[derive(Default)]
+struct Group {
+    commands: Vec<(Command, Option<Idempotency>)>,
+    command_replies: Vec<oneshot::Sender<Reply>>,
+    reports: Vec<DeliveryReport>,
+    report_replies: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
 /// What readers may see of the writer's state: as of the last commit.
@@ -69,6 +88,7 @@ pub struct Snapshot {
 pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     snapshot: watch::Receiver<Snapshot>,
+    committed: Arc<Notify>,
 }
 
 /// The writer is gone (the agent is stopping).
@@ -82,6 +102,19 @@ impl WriterHandle {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Command { command, idempotency, reply }).await.map_err(|_| Stopped)?;
         answer.await.map_err(|_| Stopped)
+    }
+
+    /// Records what the forwarder learned; returns once it is durable.
+    pub async fn report(&self, report: DeliveryReport) -> Result<Result<(), String>, Stopped> {
+        let (reply, done) = oneshot::channel();
+        self.jobs.send(Job::Delivery { report, reply }).await.map_err(|_| Stopped)?;
+        done.await.map_err(|_| Stopped)
+    }
+
+    /// Resolves after the next commit (or at once if one happened since the last call):
+    /// the forwarder waits on this for new entries.
+    pub async fn committed(&self) {
+        self.committed.notified().await;
     }
 
     /// Asks the writer to review the blocking rules now.
@@ -128,6 +161,7 @@ struct Writer {
     header: ReceiptHeader,
     clock: Arc<dyn Clock>,
     published: watch::Sender<Snapshot>,
+    committed: Arc<Notify>,
     last_purge: Option<DateTime<FixedOffset>>,
 }
 
@@ -138,14 +172,25 @@ pub fn start(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<(WriterHandle
     let (state, head) = journal.load()?;
     let header = ReceiptHeader { org_name: r.org_name.clone(), unp: r.unp, reg_number: r.reg_number };
     let (published, snapshot) = watch::channel(Snapshot { state: state.clone(), head });
-    let mut writer = Writer { journal, state, head, config, header, clock, published, last_purge: None };
+    let committed = Arc::new(Notify::new());
+    let mut writer = Writer {
+        journal,
+        state,
+        head,
+        config,
+        header,
+        clock,
+        published,
+        committed: committed.clone(),
+        last_purge: None,
+    };
     writer.record(EventCode::PowerOn, None)?;
     let (jobs, inbox) = mpsc::channel(4 * MAX_GROUP);
     let thread = std::thread::Builder::new()
         .name("journal-writer".into())
         .spawn(move || writer.run(inbox))
         .expect("spawning the writer thread");
-    Ok((WriterHandle { jobs, snapshot }, thread))
+    Ok((WriterHandle { jobs, snapshot, committed }, thread))
 }
 
 impl Writer {
@@ -159,15 +204,22 @@ impl Writer {
                 }
             }
             let mut stops = Vec::new();
-            let mut commands = Vec::with_capacity(jobs.len());
+            let mut group = Group::default();
             for job in jobs {
                 match job {
-                    Job::Command { command, idempotency, reply } => commands.push((command, idempotency, reply)),
+                    Job::Command { command, idempotency, reply } => {
+                        group.commands.push((command, idempotency));
+                        group.command_replies.push(reply);
+                    }
+                    Job::Delivery { report, reply } => {
+                        group.reports.push(report);
+                        group.report_replies.push(reply);
+                    }
                     Job::Tick => {}
                     Job::Stop { reply } => stops.push(reply),
                 }
             }
-            self.group(commands);
+            self.group(group);
             if !stops.is_empty() {
                 if let Err(e) = self.record(EventCode::PowerOff, None) {
                     tracing::error!("could not journal the power-off event: {e}");
@@ -180,45 +232,70 @@ impl Writer {
         }
     }
 
-    /// Decides and commits a group of commands in one transaction, then answers them.
-    fn group(&mut self, commands: Vec<(Command, Option<Idempotency>, oneshot::Sender<Reply>)>) {
+    /// Decides and commits a group in one transaction, then answers each job in it.
+    fn group(&mut self, group: Group) {
         let now = self.clock.now_in(self.config.register.time_zone);
-        let (work, senders): (Vec<_>, Vec<_>) = commands.into_iter().map(|(c, i, s)| ((c, i), s)).unzip();
-        match self.commit_group(&work, now) {
-            Ok((state, head, replies)) => {
-                self.publish(state, head);
-                for (sender, reply) in senders.into_iter().zip(replies) {
+        match self.commit_group(&group.commands, &group.reports, now) {
+            Ok(outcome) => {
+                if let Some((state, head)) = outcome.committed {
+                    self.publish(state, head);
+                }
+                for (sender, reply) in group.command_replies.into_iter().zip(outcome.replies) {
                     let _ = sender.send(reply);
+                }
+                for sender in group.report_replies {
+                    let _ = sender.send(Ok(()));
                 }
             }
             Err(e) => {
                 tracing::error!("journal write failed, nothing written: {e}");
-                for sender in senders {
+                for sender in group.command_replies {
                     let _ = sender.send(Reply::Unavailable(e.to_string()));
+                }
+                for sender in group.report_replies {
+                    let _ = sender.send(Err(e.to_string()));
                 }
             }
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn commit_group(
         &mut self,
         work: &[(Command, Option<Idempotency>)],
+        reports: &[DeliveryReport],
         now: DateTime<FixedOffset>,
-    ) -> Result<(RegisterState, ChainHead, Vec<Reply>), JournalError> {
+    ) -> Result<GroupOutcome, JournalError> {
         let rules = self.config.rules;
         let tx = self.journal.begin()?;
         let mut state = self.state.clone();
         let mut head = self.head;
+        // Whether anything was written: a group of refusals and idle ticks commits nothing.
+        let mut dirty = !reports.is_empty();
+        for report in reports {
+            match report {
+                DeliveryReport::Answered(answer) => {
+                    tx.apply_results(&answer.results, &now)?;
+                    tx.record_delivery(Some(&now), None)?;
+                    for directive in &answer.directives {
+                        state.server_block = match directive {
+                            Directive::Block { reason } => Some(reason.clone()),
+                            Directive::Unblock { .. } => None,
+                        };
+                    }
+                }
+                DeliveryReport::Failed(error) => tx.record_delivery(None, Some(error))?,
+            }
+        }
         let around = Surroundings {
             tsok_expires_at: self.config.register.tsok_expires_at,
             oldest_pending_at: tx.oldest_pending_at()?,
         };
         if let Some(decision) = review_blocking(&state, &rules, &around, now) {
             state = apply(&tx, &mut head, decision)?.0;
+            dirty = true;
         }
         if self.last_purge.is_none_or(|last| now - last > TimeDelta::hours(1)) {
-            tx.forget_before((now - IDEMPOTENCY_KEEP).timestamp())?;
+            dirty |= tx.forget_before((now - IDEMPOTENCY_KEEP).timestamp())? > 0;
             self.last_purge = Some(now);
         }
         let mut replies = Vec::with_capacity(work.len());
@@ -246,6 +323,7 @@ impl Writer {
                     let first = decision.payloads.first().cloned().expect("every accepted command journals something");
                     let (next, hash) = apply(&tx, &mut head, decision)?;
                     state = next;
+                    dirty = true;
                     let body = answer(&self.header, &first, &hash.expect("journaled"), &state);
                     if let Some(idem) = idempotency {
                         let answer =
@@ -256,9 +334,13 @@ impl Writer {
                 }
             }
         }
+        if !dirty {
+            // Dropping the transaction rolls it back: nothing to make durable.
+            return Ok(GroupOutcome { committed: None, replies });
+        }
         tx.save_state(&state, &head)?;
         tx.commit()?;
-        Ok((state, head, replies))
+        Ok(GroupOutcome { committed: Some((state, head)), replies })
     }
 
     /// Journals an event by itself (1010 at start, 1011 at a clean stop).
@@ -278,7 +360,16 @@ impl Writer {
         self.state = state.clone();
         self.head = head;
         self.published.send_replace(Snapshot { state, head });
+        self.committed.notify_one();
     }
+}
+
+/// What a group's transaction came to.
+struct GroupOutcome {
+    /// The state and head it committed, or `None` if it wrote nothing.
+    committed: Option<(RegisterState, ChainHead)>,
+    /// One reply per command, in order.
+    replies: Vec<Reply>,
 }
 
 /// Appends a decision's payloads; returns the new state and the first entry's hash.
