@@ -78,10 +78,26 @@ pub async fn run(
             }
         })
     };
+    let (stop_forwarder, stopping) = tokio::sync::watch::channel(false);
+    let forwarder = match &config.server {
+        Some(server) => {
+            let client = net::client(server)?;
+            let task = forwarder::run(config.clone(), server.clone(), client, writer.clone(), clock.clone(), stopping);
+            Some(tokio::spawn(task))
+        }
+        None => {
+            tracing::warn!("no [server] configured: entries stay in the journal undelivered");
+            None
+        }
+    };
     let state =
         api::AppState { writer: writer.clone(), config: config.clone(), readers: Arc::new(Mutex::new(Vec::new())) };
     let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
     ticker.abort();
+    stop_forwarder.send_replace(true);
+    if let Some(forwarder) = forwarder {
+        forwarder.await.ok();
+    }
     let stopped = writer.stop().await;
     tokio::task::spawn_blocking(move || thread.join()).await.ok();
     served?;

@@ -103,7 +103,11 @@ pub fn plan<'a>(
     let mut chain = head;
     for entry in entries {
         if entry.seq <= head.seq {
-            // Already held: it must be the same entry.
+            // Already held: it must be the same entry, with a payload that still matches its
+            // hash (a replay with an altered payload is not a duplicate).
+            if ChainHash::link(&entry.prev_hash, &entry.payload) != entry.hash {
+                return Err(ChainRefusal::Conflict { seq: entry.seq });
+            }
             match stored_hash(entry.seq) {
                 Some(hash) if hash == entry.hash => {
                     results.push((entry.seq, EntryStatus::Duplicate, None));
@@ -206,6 +210,9 @@ mod tests {
         );
         let other = chain((10..12).map(event_payload).collect());
         assert_eq!(plan(head_of(stored), &other, lookup), Err(ChainRefusal::Conflict { seq: Seq(1) }));
+        let mut replayed = stored.to_vec();
+        replayed[1].payload = event_payload(58);
+        assert_eq!(plan(head_of(stored), &replayed, lookup), Err(ChainRefusal::Conflict { seq: Seq(2) }));
         let mut altered = entries[2..].to_vec();
         altered[1].payload = event_payload(59);
         let refusal = plan(head_of(stored), &altered, lookup).unwrap_err();

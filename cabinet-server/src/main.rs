@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
         .init();
     let store = cabinet_server::open_store(&config).context("cannot open the database")?;
     let listener =

@@ -24,24 +24,29 @@ fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
 }
 
-/// The agent binary under test, built if needed.
+/// Builds `package`'s binary of the same name in this test's profile; returns its path.
+fn build(package: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", package]);
+    if profile_dir().file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "building {package} failed");
+    profile_dir().join(package)
+}
+
+/// The agent binary under test, built if needed (or `AGENT_BIN`).
 pub fn agent_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("AGENT_BIN") {
-            return PathBuf::from(bin);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "agent", "--bin", "agent"]);
-        if profile_dir().file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("running cargo build");
-        assert!(status.success(), "building the agent failed");
-        profile_dir().join("agent")
-    })
-    .clone()
+    BIN.get_or_init(|| std::env::var_os("AGENT_BIN").map_or_else(|| build("agent"), PathBuf::from)).clone()
+}
+
+/// The cabinet-server binary, built if needed.
+pub fn server_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("cabinet-server")).clone()
 }
 
 /// A command that runs the agent binary (through `AGENT_RUNNER` when set).
@@ -81,6 +86,11 @@ impl AgentProcess {
     /// Writes a configuration for `data_dir` (plus `extra` TOML appended to `[register]`)
     /// into `dir`, without starting anything.
     pub fn configure(dir: &Path, data_dir: &Path, extra_register: &str) -> AgentProcess {
+        AgentProcess::configure_with(dir, data_dir, extra_register, "")
+    }
+
+    /// Like [`AgentProcess::configure`], with `tail` (more sections) appended.
+    pub fn configure_with(dir: &Path, data_dir: &Path, extra_register: &str, tail: &str) -> AgentProcess {
         let port = free_port();
         let config_path = dir.join("agent.toml");
         std::fs::write(
@@ -98,6 +108,7 @@ pos_version = "2.1.0"
 data_dir = "{}"
 [pos_api]
 listen = "127.0.0.1:{port}"
+{tail}
 "#,
                 data_dir.display()
             ),
@@ -117,7 +128,7 @@ listen = "127.0.0.1:{port}"
         let child = agent_command()
             .args(["run", "--config"])
             .arg(&self.config_path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -183,5 +194,129 @@ listen = "127.0.0.1:{port}"
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A cabinet-server process on a database of its own.
+pub struct ServerProcess {
+    /// The running process, if any.
+    pub child: Option<Child>,
+    /// Its base URL.
+    pub url: String,
+    /// Its configuration file.
+    pub config_path: PathBuf,
+    /// Its database file.
+    pub database: PathBuf,
+}
+
+impl ServerProcess {
+    /// Writes a configuration into `dir` (a free port, a SQLite database there).
+    pub fn configure(dir: &Path) -> ServerProcess {
+        let port = free_port();
+        let database = dir.join("cabinet.sqlite");
+        let config_path = dir.join("cabinet.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n[database]\nurl = \"sqlite:{}\"\n[mail]\nspool = \"{}\"\n",
+                database.display(),
+                dir.join("mail").display()
+            ),
+        )
+        .unwrap();
+        ServerProcess { child: None, url: format!("http://127.0.0.1:{port}"), config_path, database }
+    }
+
+    /// Runs `cabinet-server --config <file> <args>`; returns its stdout's last line.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let output = Command::new(server_binary()).arg("--config").arg(&self.config_path).args(args).output().unwrap();
+        assert!(output.status.success(), "cabinet-server {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().lines().last().unwrap_or_default().to_owned()
+    }
+
+    /// Adds the manual's taxpayer, an object and register `reg`; returns the device token.
+    pub fn register_device(&self, reg: &str, serial: &str) -> String {
+        let _ = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["admin", "unp", "add", "--unp", "100231650", "--name", "ЧУП \"АВТО-КОМБИ\""])
+            .output();
+        let object =
+            self.admin(&["admin", "object", "add", "--unp", "100231650", "--name", "Офис", "--address", "г. Минск"]);
+        self.admin(&[
+            "admin",
+            "device",
+            "add",
+            "--unp",
+            "100231650",
+            "--object",
+            &object,
+            "--reg-number",
+            reg,
+            "--serial",
+            serial,
+            "--commissioned",
+            "2022-09-19",
+        ])
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "error".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the server");
+        self.child = Some(child);
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&address).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the server exited at start: {status}");
+            }
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().unwrap();
+        }
+    }
+
+    /// The server's store, opened beside it (WAL lets both read and write).
+    pub fn store(&self) -> cabinet_server::store::sqlite::SqliteStore {
+        cabinet_server::store::sqlite::SqliteStore::open(&self.database).unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The `[server]` section pointing an agent at `url` with `token`, with short timeouts so
+/// that tests recover quickly.
+pub fn server_section(url: &str, token: &str) -> String {
+    format!(
+        "[server]\nurl = \"{url}\"\ntoken = \"{token}\"\ntimeout_secs = 2\nretry_max_secs = 1\nheartbeat_secs = 1\n"
+    )
+}
+
+/// Waits (up to `limit`) until `done()` holds; panics with `what` otherwise.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,3 +1,4 @@
 //! End-to-end tests: the real binaries, real files, real sockets.
 
 mod agent;
+mod delivery;
