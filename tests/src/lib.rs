@@ -124,6 +124,12 @@ listen = "127.0.0.1:{port}"
 
     /// Starts the agent and waits until it answers.
     pub fn start(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Starts the agent without waiting for it; returns its pid.
+    pub fn spawn(&mut self) -> u32 {
         assert!(self.child.is_none(), "already running");
         let child = agent_command()
             .args(["run", "--config"])
@@ -133,8 +139,9 @@ listen = "127.0.0.1:{port}"
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting the agent");
+        let pid = child.id();
         self.child = Some(child);
-        self.wait_ready();
+        pid
     }
 
     fn wait_ready(&mut self) {
@@ -319,4 +326,154 @@ pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What a [`Proxy`] does to each new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Pass everything through.
+    Pass,
+    /// At random: refuse, reset, stall past the client's timeout, cut at a random moment
+    /// (perhaps after the server committed), or pass.
+    Chaos,
+    /// Pass the request, and when the server's answer starts to arrive (it committed),
+    /// SIGKILL the victim ([`Proxy::set_victim`]) before the answer reaches it — once, then pass.
+    KillOnAnswer,
+}
+
+/// A TCP proxy between the agent and the server that misbehaves on demand.
+pub struct Proxy {
+    /// Its address (`http://127.0.0.1:port`).
+    pub url: String,
+    mode: std::sync::Arc<std::sync::Mutex<ProxyMode>>,
+    victim: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// How many connections it cut, stalled or refused.
+    pub faults: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What a connection handler shares with the proxy.
+struct Shared {
+    mode: std::sync::Arc<std::sync::Mutex<ProxyMode>>,
+    victim: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    faults: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`http://host:port`) on the current tokio runtime.
+    pub async fn start(upstream: &str) -> Proxy {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mode = Arc::new(Mutex::new(ProxyMode::Pass));
+        let faults = Arc::new(AtomicUsize::new(0));
+        let victim = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let shared = Arc::new(Shared { mode: mode.clone(), victim: victim.clone(), faults: faults.clone() });
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move { handle(client, &upstream, &shared).await });
+            }
+        });
+        Proxy { url, mode, victim, faults }
+    }
+
+    /// The process [`ProxyMode::KillOnAnswer`] kills.
+    pub fn set_victim(&self, pid: u32) {
+        self.victim.store(pid, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Changes what it does to new connections.
+    pub fn set_mode(&self, mode: ProxyMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+/// Closes `stream` with a TCP reset instead of a clean close.
+fn reset(stream: tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setting a socket option on a socket we own, with a correctly sized value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(stream);
+}
+
+async fn handle(mut client: tokio::net::TcpStream, upstream: &str, shared: &Shared) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fault = || shared.faults.fetch_add(1, Ordering::SeqCst);
+    let mode = *shared.mode.lock().unwrap();
+    match mode {
+        ProxyMode::Pass => {}
+        ProxyMode::Chaos => match fastrand::u32(0..100) {
+            0..15 => {
+                fault();
+                return; // closed at once
+            }
+            15..30 => {
+                fault();
+                reset(client);
+                return;
+            }
+            30..45 => {
+                fault();
+                tokio::time::sleep(Duration::from_millis(3000)).await; // past the agent's timeout
+                return;
+            }
+            45..65 => {
+                fault();
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let cut = Duration::from_millis(fastrand::u64(0..60));
+                let _ = tokio::time::timeout(cut, tokio::io::copy_bidirectional(&mut client, &mut server)).await;
+                return;
+            }
+            _ => {
+                // Even a good connection lives only a while: keep-alive must not dodge the chaos.
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let life = Duration::from_millis(fastrand::u64(100..1500));
+                if tokio::time::timeout(life, tokio::io::copy_bidirectional(&mut client, &mut server)).await.is_err() {
+                    fault();
+                }
+                return;
+            }
+        },
+        ProxyMode::KillOnAnswer => {
+            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+            let (mut client_read, mut client_write) = client.split();
+            let (mut server_read, mut server_write) = server.split();
+            let request = async {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            };
+            let answer = async {
+                let mut first = [0u8; 1];
+                if server_read.read(&mut first).await.unwrap_or(0) == 1 {
+                    // The server answers only after its commit: kill the agent before it hears.
+                    // SAFETY: signalling a process this test started.
+                    let pid = shared.victim.load(Ordering::SeqCst);
+                    assert!(pid > 0, "no victim set");
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    fault();
+                    *shared.mode.lock().unwrap() = ProxyMode::Pass;
+                }
+            };
+            tokio::select! {
+                _ = request => {}
+                _ = answer => {}
+            }
+            let _ = client_write.shutdown().await;
+            return;
+        }
+    }
+    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
 }

@@ -297,3 +297,94 @@ async fn an_entry_the_server_rejects_does_not_stop_the_ones_after_it() {
     assert_eq!(later["delivery"], "delivered");
     agent.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_network_that_drops_resets_and_stalls_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("server")).unwrap();
+    let mut server = ServerProcess::configure(&dir.path().join("server"));
+    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
+    server.start();
+    let proxy = e2e::Proxy::start(&server.url).await;
+    proxy.set_mode(e2e::ProxyMode::Chaos);
+    let mut agent =
+        AgentProcess::configure_with(dir.path(), &dir.path().join("agent"), "", &server_section(&proxy.url, &token));
+    agent.start();
+    assert_eq!(post_json(&agent.url, "/v1/shift/open", &json!({"cashier": "И"})).await.0, 201);
+    make_documents(&agent.url, 5000, 4).await;
+    // Keep the chaos on until a good part has crossed it.
+    let reader = agent.reader();
+    wait_until(Duration::from_secs(120), "some delivery through the chaos", || {
+        reader.delivery().unwrap().pending < 3000
+    });
+    let faults = proxy.faults.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(faults >= 10, "the proxy misbehaved only {faults} times");
+    proxy.set_mode(e2e::ProxyMode::Pass);
+    wait_delivered(&agent, Duration::from_secs(120));
+    assert_delivered_exactly(&agent, &server);
+    agent.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_server_mid_batch_again_and_again_loses_and_doubles_nothing() {
+    let Setup { _dir, mut server, mut agent } = setup(None);
+    server.start();
+    assert_eq!(post_json(&agent.url, "/v1/shift/open", &json!({"cashier": "И"})).await.0, 201);
+    let url = agent.url.clone();
+    let making = tokio::spawn(async move { make_documents(&url, 3000, 4).await });
+    let server = tokio::task::spawn_blocking(move || {
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(fastrand::u64(50..300)));
+            server.kill9();
+            server.start();
+        }
+        server
+    })
+    .await
+    .unwrap();
+    making.await.unwrap();
+    wait_delivered(&agent, Duration::from_secs(120));
+    assert_delivered_exactly(&agent, &server);
+    agent.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_killed_after_the_server_committed_resends_as_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("server")).unwrap();
+    let mut server = ServerProcess::configure(&dir.path().join("server"));
+    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
+    server.start();
+    let proxy = e2e::Proxy::start(&server.url).await;
+    proxy.set_mode(e2e::ProxyMode::KillOnAnswer);
+    // The agent's first batch (its power-on event) reaches the server; the answer never
+    // reaches the agent.
+    let mut agent =
+        AgentProcess::configure_with(dir.path(), &dir.path().join("agent"), "", &server_section(&proxy.url, &token));
+    proxy.set_victim(agent.spawn());
+    wait_until(Duration::from_secs(30), "the agent killed after the server's commit", || {
+        proxy.faults.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    let status = agent.child.as_mut().unwrap().wait().unwrap();
+    assert!(!status.success(), "killed");
+    agent.child = None;
+
+    // The server holds entries the agent still thinks are pending.
+    let stored = protocol_entries(&server);
+    assert!(!stored.is_empty());
+    let journal = agent.reader().entries(Seq(1), false, MAX).unwrap();
+    assert_eq!(journal[0].delivery, agent::journal::Delivery::Pending, "the answer never arrived");
+    let received_before: Vec<_> = {
+        use cabinet_server::store::Store;
+        server.store().entries(reg(), Seq(1), MAX).unwrap().into_iter().map(|e| e.received_at).collect()
+    };
+
+    agent.start();
+    wait_delivered(&agent, Duration::from_secs(30));
+    assert_delivered_exactly(&agent, &server);
+    use cabinet_server::store::Store;
+    let received_after: Vec<_> =
+        server.store().entries(reg(), Seq(1), MAX).unwrap().into_iter().map(|e| e.received_at).collect();
+    assert_eq!(&received_after[..received_before.len()], &received_before[..], "resent entries were duplicates");
+    agent.stop();
+}
