@@ -388,3 +388,88 @@ async fn an_agent_killed_after_the_server_committed_resends_as_duplicates() {
     assert_eq!(&received_after[..received_before.len()], &received_before[..], "resent entries were duplicates");
     agent.stop();
 }
+
+#[tokio::test]
+async fn the_server_blocks_and_unblocks_the_register_and_sees_its_heartbeats() {
+    let Setup { _dir, mut server, mut agent } = setup(None);
+    server.start();
+    assert_eq!(post_json(&agent.url, "/v1/shift/open", &json!({"cashier": "И"})).await.0, 201);
+    wait_delivered(&agent, Duration::from_secs(30));
+    {
+        use cabinet_server::store::Store;
+        let status = server.store().device_status(reg()).unwrap();
+        let info = status.info.expect("the device reported itself");
+        assert_eq!(info.info, "9.1.18.1 - TitanPos Mobile");
+        assert_eq!(info.pos_version, "2.1.0");
+        assert!(status.last_seen_at.is_some());
+    }
+
+    server.admin(&["admin", "device", "block", "--reg-number", REG_NUMBER, "--reason", "решение оператора"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = post_json(&agent.url, "/v1/documents", &payment(100)).await;
+        if status == 423 {
+            assert!(body["error"]["message"].as_str().unwrap().contains("решение оператора"), "{body}");
+            break;
+        }
+        assert_eq!(status, 201, "{body}");
+        assert!(std::time::Instant::now() < deadline, "the block never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Closing the shift is still allowed.
+    assert_eq!(post_json(&agent.url, "/v1/shift/close", &json!({"cashier": "И"})).await.0, 201);
+
+    server.admin(&["admin", "device", "unblock", "--reg-number", REG_NUMBER]);
+    wait_until(Duration::from_secs(30), "the unblock", || agent.reader().state().unwrap().0.blocked.is_none());
+    assert_eq!(post_json(&agent.url, "/v1/shift/open", &json!({"cashier": "И"})).await.0, 201);
+    agent.stop();
+    let codes: Vec<u32> = agent
+        .reader()
+        .entries(Seq(1), false, MAX)
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l.payload {
+            Payload::Event(e) => Some(e.code.code()),
+            Payload::Document(_) => None,
+        })
+        .collect();
+    let blocked_at = codes.iter().position(|&c| c == 1020).expect("1020 journaled");
+    let unblocked_at = codes.iter().position(|&c| c == 1022).expect("1022 journaled");
+    assert!(blocked_at < unblocked_at, "{codes:?}");
+    assert!(codes[blocked_at..unblocked_at].contains(&27), "the shift closed while blocked: {codes:?}");
+}
+
+#[tokio::test]
+async fn delivery_works_over_https_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("server")).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut server = ServerProcess::configure(&dir.path().join("server"));
+    let mut config = std::fs::read_to_string(&server.config_path).unwrap();
+    config.push_str(&format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert_path.display(), key_path.display()));
+    std::fs::write(&server.config_path, config).unwrap();
+    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
+    server.start();
+    let https = server.url.replace("http://127.0.0.1", "https://localhost");
+    let tail = format!("{}ca_file = \"{}\"\nresolvers = []\n", server_section(&https, &token), cert_path.display());
+    let mut agent = AgentProcess::configure_with(dir.path(), &dir.path().join("agent"), "", &tail);
+    agent.start();
+    assert_eq!(post_json(&agent.url, "/v1/shift/open", &json!({"cashier": "И"})).await.0, 201);
+    wait_delivered(&agent, Duration::from_secs(30));
+    assert_delivered_exactly(&agent, &server);
+
+    // Without the private CA the server is not trusted, and the status says why.
+    agent.stop();
+    let config = std::fs::read_to_string(&agent.config_path).unwrap();
+    let without_ca: String = config.lines().filter(|l| !l.starts_with("ca_file")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&agent.config_path, without_ca).unwrap();
+    agent.start();
+    wait_until(Duration::from_secs(30), "a TLS failure in the status", || {
+        agent.reader().delivery().unwrap().last_error.is_some()
+    });
+    assert!(agent.reader().delivery().unwrap().pending > 0);
+    agent.stop();
+}
