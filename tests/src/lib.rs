@@ -477,3 +477,57 @@ async fn handle(mut client: tokio::net::TcpStream, upstream: &str, shared: &Shar
     let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
 }
+
+/// The manual's chocolate bar, 4.79, as a sale line.
+pub fn chocolate() -> protocol::Item {
+    protocol::Item {
+        name: "Шоколад молочный \"Ritter sport\" ром изюм орех 100г".into(),
+        gtin: Some("3702760306879".into()),
+        section: 3,
+        price: "4.79".parse().unwrap(),
+        quantity: protocol::Quantity::ONE,
+    }
+}
+
+/// Writes `n` cash payments of [`chocolate`] into a new journal in `data_dir`, through the
+/// agent's own rules and journal (big transactions), leaving the shift open: a big journal
+/// for benchmarks, in seconds.
+pub fn prefill_journal(data_dir: &Path, n: u64) {
+    use agent::rules::{Command as PosCommand, DocumentRequest, decide};
+    use protocol::{DocumentNumber, Money, ShiftNumber, Tenders};
+    let start = agent::config::StartFigures {
+        number: DocumentNumber(1),
+        shift: ShiftNumber(1),
+        cumulative_total: Money::ZERO,
+        cash_in_drawer: Money::ZERO,
+    };
+    let mut journal = agent::journal::Journal::open(data_dir, REG_NUMBER.parse().unwrap(), &start).unwrap();
+    let (mut state, mut head) = journal.load().unwrap();
+    let rules = agent::config::RulesConfig::default();
+    let now = chrono::Utc::now().fixed_offset();
+    let open = decide(&state, &rules, &PosCommand::OpenShift { cashier: "Иванов".into() }, None, now).unwrap();
+    let item = chocolate();
+    let payment = PosCommand::Document {
+        cashier: "Иванов".into(),
+        request: DocumentRequest::Payment { tenders: Tenders::cash(item.price), items: vec![item] },
+    };
+    let mut pending = vec![open];
+    let mut written = 0;
+    while written < n {
+        let tx = journal.begin().unwrap();
+        for _ in 0..(n - written).min(20_000) {
+            if pending.is_empty() {
+                pending.push(decide(&state, &rules, &payment, None, now).unwrap());
+                written += 1;
+            }
+            for decision in pending.drain(..) {
+                for payload in &decision.payloads {
+                    tx.append(&mut head, payload).unwrap();
+                }
+                state = decision.state;
+            }
+        }
+        tx.save_state(&state, &head).unwrap();
+        tx.commit().unwrap();
+    }
+}

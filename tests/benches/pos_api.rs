@@ -1,6 +1,6 @@
 //! The POS API's speed and memory against a bare SQLite commit on the same disk, in one run.
 //!
-//! `cargo bench -p agent --bench pos_api` (figures go to BENCHMARKS.md). The journal lives
+//! `cargo bench -p e2e --bench pos_api` (figures go to BENCHMARKS.md). The journal lives
 //! under `target/bench-agent` (same disk as the build), or `BENCH_DIR`. `BENCH_ENTRIES`
 //! sets the size of the big journal (default 1,000,000).
 //!
@@ -9,15 +9,12 @@
 //! 1, 4 and 16 clients; the agent's peak RSS; the same latency with a big journal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agent::config::{RulesConfig, StartFigures};
-use agent::journal::Journal;
-use agent::rules::{Command as PosCommand, DocumentRequest, decide};
-use protocol::{DocumentNumber, Item, Money, Payload, ShiftNumber, Tenders};
+use protocol::{DocumentNumber, Payload, ShiftNumber, Tenders};
 use rusqlite::params;
 
 const REG: &str = "119026501";
@@ -45,23 +42,12 @@ fn entry_row_size() -> usize {
         shift: ShiftNumber(1),
         created_at: chrono::DateTime::parse_from_rfc3339("2024-10-11T15:04:50+03:00").unwrap(),
         cashier: "Иванов".into(),
-        body: protocol::DocumentBody::Payment { items: vec![item()], tenders: Tenders::cash(price()) },
+        body: protocol::DocumentBody::Payment {
+            items: vec![e2e::chocolate()],
+            tenders: Tenders::cash(e2e::chocolate().price),
+        },
     });
     payload.to_cbor().len() + 64 + 25
-}
-
-fn price() -> Money {
-    "4.79".parse().unwrap()
-}
-
-fn item() -> Item {
-    Item {
-        name: "Шоколад молочный \"Ritter sport\" ром изюм орех 100г".into(),
-        gtin: Some("3702760306879".into()),
-        section: 3,
-        price: price(),
-        quantity: protocol::Quantity::ONE,
-    }
 }
 
 /// Latencies of `n` bare single-row commits.
@@ -139,7 +125,7 @@ impl Agent {
             ),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        let child = e2e::agent_command()
             .args(["run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "warn")
@@ -255,51 +241,12 @@ async fn throughput(url: &str, clients: usize, duration: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Writes `n` payments into a new journal directly (big transactions), with an open shift.
-fn prefill(dir: &Path, n: u64) {
-    let start = StartFigures {
-        number: DocumentNumber(1),
-        shift: ShiftNumber(1),
-        cumulative_total: Money::ZERO,
-        cash_in_drawer: Money::ZERO,
-    };
-    let mut journal = Journal::open(&dir.join("data"), REG.parse().unwrap(), &start).unwrap();
-    let (mut state, mut head) = journal.load().unwrap();
-    let rules = RulesConfig::default();
-    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Minsk).fixed_offset();
-    let open = decide(&state, &rules, &PosCommand::OpenShift { cashier: "Иванов".into() }, None, now).unwrap();
-    let payment = PosCommand::Document {
-        cashier: "Иванов".into(),
-        request: DocumentRequest::Payment { items: vec![item()], tenders: Tenders::cash(price()) },
-    };
-    let mut pending = vec![open];
-    let mut written = 0;
-    while written < n {
-        let tx = journal.begin().unwrap();
-        for decision in pending.drain(..) {
-            for payload in &decision.payloads {
-                tx.append(&mut head, payload).unwrap();
-            }
-            state = decision.state;
-        }
-        for _ in 0..(n - written).min(20_000) {
-            let decision = decide(&state, &rules, &payment, None, now).unwrap();
-            for payload in &decision.payloads {
-                tx.append(&mut head, payload).unwrap();
-            }
-            state = decision.state;
-            written += 1;
-        }
-        tx.save_state(&state, &head).unwrap();
-        tx.commit().unwrap();
-    }
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would run this too: skip then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    e2e::agent_binary(); // built (if needed) before anything is timed
     let base = std::env::var_os("BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-agent"));
@@ -356,13 +303,13 @@ fn main() {
         println!("{clients:>2} clients: {rate:.0} documents/s ({:.1}× bare commit rate)", rate / bare_rate);
     }
     println!("peak RSS of the agent under load: {:.1} MiB", rss as f64 / 1024.0);
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_agent")).unwrap().len();
+    let binary = std::fs::metadata(e2e::agent_binary()).unwrap().len();
     println!("agent binary: {:.1} MiB", binary as f64 / 1024.0 / 1024.0);
 
     let big_dir = base.join("big");
     std::fs::create_dir_all(&big_dir).unwrap();
     let started = Instant::now();
-    prefill(&big_dir, big);
+    e2e::prefill_journal(&big_dir.join("data"), big);
     println!("prefilled {big} payments in {:.1} s", started.elapsed().as_secs_f64());
     // Latency is noisy on a shared VM: alternate the two journals and take the median p99.
     let mut small_p99 = Vec::new();
