@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Why a text is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,21 +124,8 @@ impl fmt::Display for Serial {
     }
 }
 
-macro_rules! string_serde_and_debug {
+macro_rules! debug_as_display {
     ($($ty:ident),*) => {$(
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, concat!(stringify!($ty), "({})"), self)
@@ -147,7 +134,8 @@ macro_rules! string_serde_and_debug {
     )*};
 }
 
-string_serde_and_debug!(Unp, RegNumber, Serial);
+serde_as_string!(Unp, RegNumber, Serial);
+debug_as_display!(Unp, RegNumber, Serial);
 
 /// A document's number ("N док."): one per-register sequence over every kind but the shift
 /// report, increasing by one, never reused.

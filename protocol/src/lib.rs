@@ -15,6 +15,25 @@
 //!   [`cumulative_after`], [`check_cumulative`].
 #![deny(missing_docs)]
 
+/// Serde for types that travel as their `Display` text and parse back with `FromStr`
+/// (money, identifiers): one implementation for all of them.
+macro_rules! serde_as_string {
+    ($($ty:ty),*) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
 pub mod chain;
 pub mod document;
 pub mod ids;

@@ -12,7 +12,7 @@ use std::ops::{Add, AddAssign, Neg, Sub};
 use std::str::FromStr;
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Kopecks per ruble: money has this many fractional digits.
 const MONEY_SCALE: u32 = 2;
@@ -350,24 +350,7 @@ fn group_thousands(plain: &str) -> String {
     out
 }
 
-macro_rules! decimal_string_serde {
-    ($($ty:ty),*) => {$(
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-
-decimal_string_serde!(Money, SignedMoney, Quantity);
+serde_as_string!(Money, SignedMoney, Quantity);
 
 /// How a document was paid (or paid back): cash, card and other means.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
