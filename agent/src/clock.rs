@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 /// A source of the current time.
@@ -10,9 +10,12 @@ pub trait Clock: Send + Sync + 'static {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
 
-    /// Now, in the register's time zone, as documents carry it.
+    /// Now, in the register's time zone and to the whole second, as documents carry it
+    /// (`2024-10-11T15:04:50+03:00`).
     fn now_in(&self, zone: Tz) -> DateTime<FixedOffset> {
-        self.now().with_timezone(&zone).fixed_offset()
+        let now = self.now();
+        let whole = now.with_nanosecond(0).unwrap_or(now);
+        whole.with_timezone(&zone).fixed_offset()
     }
 }
 

@@ -127,7 +127,7 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
         Some(oldest) => println!("Не передано на сервер: {pending} (самая старая запись от {oldest})"),
         None => println!("Не передано на сервер: {pending}"),
     }
-    println!("Последняя передача: {}", text("last_delivery_at").unwrap_or_else(|| "не было".into()));
+    println!("Последняя передача: {}", time("last_delivery_at").unwrap_or_else(|| "не было".into()));
     if let Some(error) = text("last_error") {
         println!("Последняя ошибка: {error}");
     }
