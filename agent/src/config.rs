@@ -289,18 +289,19 @@ impl Config {
                     .iter()
                     .map(|r| r.parse().map_err(|_| bad("server.resolvers", format!("{r:?} is not an IP address"))))
                     .collect::<Result<_, _>>()?;
-                let seconds = |key, value: Option<u64>, default: u64| match value {
-                    Some(0) => Err(bad(key, "must be at least 1".into())),
+                let seconds = |key, value: Option<u64>, default: u64, max: u64| match value {
+                    Some(v) if v == 0 || v > max => Err(bad(key, format!("must be from 1 to {max}"))),
                     v => Ok(std::time::Duration::from_secs(v.unwrap_or(default))),
                 };
+                const DAY: u64 = 24 * 60 * 60;
                 Ok(ServerConfig {
                     url: s.url.trim_end_matches('/').to_owned(),
                     token,
                     ca_file: s.ca_file.map(|f| base.join(f)),
                     resolvers,
-                    timeout: seconds("server.timeout_secs", s.timeout_secs, 30)?,
-                    heartbeat: seconds("server.heartbeat_secs", s.heartbeat_secs, 300)?,
-                    retry_max: seconds("server.retry_max_secs", s.retry_max_secs, 120)?,
+                    timeout: seconds("server.timeout_secs", s.timeout_secs, 30, 600)?,
+                    heartbeat: seconds("server.heartbeat_secs", s.heartbeat_secs, 300, DAY)?,
+                    retry_max: seconds("server.retry_max_secs", s.retry_max_secs, 120, DAY)?,
                 })
             })
             .transpose()?;
@@ -374,6 +375,10 @@ data_dir = "data"
             (
                 format!("{MINIMAL}[server]\nurl = \"https://x\"\ntoken = \"t\"\ntimeout_secs = 0\n"),
                 "server.timeout_secs",
+            ),
+            (
+                format!("{MINIMAL}[server]\nurl = \"https://x\"\ntoken = \"t\"\nheartbeat_secs = 99999999999\n"),
+                "server.heartbeat_secs",
             ),
         ];
         for (text, key) in cases {

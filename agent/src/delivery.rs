@@ -15,6 +15,13 @@ pub struct Cursor {
     pub last_seq: Seq,
 }
 
+impl Cursor {
+    /// The last entry the agent counts as acknowledged (the server acknowledges in order).
+    pub fn delivered_through(&self) -> Seq {
+        self.first_pending.map_or(self.last_seq, |first| Seq(first.0 - 1))
+    }
+}
+
 /// What to do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -107,13 +114,16 @@ impl Forwarder {
         }
     }
 
-    /// Records how the attempt made at `now` ended; `jitter` is uniform in `[0, 1)`.
-    pub fn outcome(&mut self, now: DateTime<Utc>, outcome: Outcome, jitter: f64) {
+    /// Records how the attempt made at `now` from `cursor` ended; `jitter` is uniform in
+    /// `[0, 1)`.
+    pub fn outcome(&mut self, now: DateTime<Utc>, cursor: Cursor, outcome: Outcome, jitter: f64) {
         match outcome {
             Outcome::Delivered { accepted_through } => {
                 self.succeeded(now);
-                // After a rewind, keep walking forward from what the server holds.
-                self.resume_from = self.resume_from.map(|_| accepted_through.next());
+                self.max_entries = (self.max_entries * 2).min(MAX_BATCH_ENTRIES);
+                // The server holds less than the agent counts as acknowledged — a rewind under
+                // way, or a server restored from a backup (a heartbeat tells): go on from there.
+                self.resume_from = (accepted_through < cursor.delivered_through()).then(|| accepted_through.next());
                 self.last_gap = None;
             }
             Outcome::Gap { accepted_through } => {
@@ -127,8 +137,10 @@ impl Forwarder {
                 self.last_gap = Some(accepted_through);
                 self.resume_from = Some(accepted_through.next());
             }
+            // One entry is as small as a batch gets: then it is a failure like any other.
+            Outcome::TooLarge if self.max_entries == 1 => self.fail(now, jitter),
             Outcome::TooLarge => {
-                self.max_entries = (self.max_entries / 2).max(1);
+                self.max_entries /= 2;
                 self.not_before = None;
             }
             Outcome::Failed => self.fail(now, jitter),
@@ -174,7 +186,7 @@ mod tests {
         let mut f = forwarder();
         assert_eq!(f.next(t(0), cursor(Some(7), 9)), Step::Send { from: Seq(7) });
         assert_eq!(f.next(t(0), cursor(None, 9)), Step::Heartbeat, "first contact at start");
-        f.outcome(t(0), Outcome::Delivered { accepted_through: Seq(9) }, 0.5);
+        f.outcome(t(0), cursor(Some(7), 9), Outcome::Delivered { accepted_through: Seq(9) }, 0.5);
         assert_eq!(f.next(t(10), cursor(None, 9)), Step::Wait { until: t(300) });
         assert_eq!(f.next(t(300), cursor(None, 9)), Step::Heartbeat);
         assert_eq!(f.next(t(10), cursor(Some(10), 10)), Step::Send { from: Seq(10) }, "new entries go at once");
@@ -185,52 +197,68 @@ mod tests {
         let mut f = forwarder();
         let mut waits = Vec::new();
         for _ in 0..12 {
-            f.outcome(t(0), Outcome::Failed, 1.0);
+            f.outcome(t(0), cursor(Some(1), 1), Outcome::Failed, 1.0);
             let Step::Wait { until } = f.next(t(0), cursor(Some(1), 1)) else { panic!() };
             waits.push((until - t(0)).num_milliseconds());
         }
         assert_eq!(&waits[..4], &[250, 500, 1000, 2000]);
         assert!(waits.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(*waits.last().unwrap(), 60_000, "capped");
-        f.outcome(t(0), Outcome::Failed, 0.0);
+        f.outcome(t(0), cursor(Some(1), 1), Outcome::Failed, 0.0);
         let Step::Wait { until } = f.next(t(0), cursor(Some(1), 1)) else { panic!() };
         assert_eq!((until - t(0)).num_milliseconds(), 30_000, "jitter takes up to half off");
         // Once the wait is over it tries again, and success resets the backoff.
         assert_eq!(f.next(t(60), cursor(Some(1), 1)), Step::Send { from: Seq(1) });
-        f.outcome(t(60), Outcome::Delivered { accepted_through: Seq(1) }, 0.0);
+        f.outcome(t(60), cursor(Some(1), 1), Outcome::Delivered { accepted_through: Seq(1) }, 0.0);
         assert_eq!(f.failures(), 0);
-        f.outcome(t(61), Outcome::Failed, 1.0);
+        f.outcome(t(61), cursor(Some(2), 2), Outcome::Failed, 1.0);
         assert_eq!(f.next(t(61), cursor(Some(2), 2)), Step::Wait { until: t(61) + TimeDelta::milliseconds(250) });
     }
 
     #[test]
     fn a_gap_rewinds_to_what_the_server_holds_and_walks_forward() {
         let mut f = forwarder();
-        f.outcome(t(0), Outcome::Gap { accepted_through: Seq(100) }, 0.0);
+        f.outcome(t(0), cursor(Some(500), 900), Outcome::Gap { accepted_through: Seq(100) }, 0.0);
         assert_eq!(f.next(t(0), cursor(Some(500), 900)), Step::Send { from: Seq(101) }, "at once");
-        f.outcome(t(1), Outcome::Delivered { accepted_through: Seq(600) }, 0.0);
+        f.outcome(t(1), cursor(Some(500), 900), Outcome::Delivered { accepted_through: Seq(350) }, 0.0);
+        assert_eq!(f.next(t(1), cursor(Some(500), 900)), Step::Send { from: Seq(351) }, "walks forward");
+        f.outcome(t(1), cursor(Some(500), 900), Outcome::Delivered { accepted_through: Seq(600) }, 0.0);
         assert_eq!(f.next(t(1), cursor(Some(601), 900)), Step::Send { from: Seq(601) });
-        f.outcome(t(2), Outcome::Delivered { accepted_through: Seq(900) }, 0.0);
+        f.outcome(t(2), cursor(Some(601), 900), Outcome::Delivered { accepted_through: Seq(900) }, 0.0);
         assert_eq!(f.next(t(2), cursor(None, 900)), Step::Wait { until: t(2) + TimeDelta::minutes(5) });
     }
 
     #[test]
     fn the_same_gap_twice_backs_off_instead_of_looping() {
         let mut f = forwarder();
-        f.outcome(t(0), Outcome::Gap { accepted_through: Seq(5) }, 0.0);
-        f.outcome(t(0), Outcome::Gap { accepted_through: Seq(5) }, 0.0);
+        f.outcome(t(0), cursor(Some(9), 9), Outcome::Gap { accepted_through: Seq(5) }, 0.0);
+        f.outcome(t(0), cursor(Some(9), 9), Outcome::Gap { accepted_through: Seq(5) }, 0.0);
         assert!(matches!(f.next(t(0), cursor(Some(9), 9)), Step::Wait { .. }));
     }
 
     #[test]
-    fn too_large_halves_the_batch() {
+    fn too_large_halves_the_batch_down_to_one_then_backs_off_and_success_restores_it() {
         let mut f = forwarder();
-        f.outcome(t(0), Outcome::TooLarge, 0.0);
+        let c = cursor(Some(1), 9);
+        f.outcome(t(0), c, Outcome::TooLarge, 0.0);
         assert_eq!(f.max_entries(), MAX_BATCH_ENTRIES / 2);
-        assert_eq!(f.next(t(0), cursor(Some(1), 9)), Step::Send { from: Seq(1) });
-        for _ in 0..20 {
-            f.outcome(t(0), Outcome::TooLarge, 0.0);
+        assert_eq!(f.next(t(0), c), Step::Send { from: Seq(1) });
+        while f.max_entries() > 1 {
+            f.outcome(t(0), c, Outcome::TooLarge, 0.0);
         }
-        assert_eq!(f.max_entries(), 1);
+        assert_eq!(f.next(t(0), c), Step::Send { from: Seq(1) });
+        f.outcome(t(0), c, Outcome::TooLarge, 0.0);
+        assert!(matches!(f.next(t(0), c), Step::Wait { .. }), "no hammering with single entries");
+        for _ in 0..10 {
+            f.outcome(t(1), c, Outcome::Delivered { accepted_through: Seq(1) }, 0.0);
+        }
+        assert_eq!(f.max_entries(), MAX_BATCH_ENTRIES);
+    }
+
+    #[test]
+    fn a_heartbeat_answered_by_a_server_that_lost_entries_rewinds() {
+        let mut f = forwarder();
+        f.outcome(t(0), cursor(None, 9), Outcome::Delivered { accepted_through: Seq(5) }, 0.0);
+        assert_eq!(f.next(t(1), cursor(None, 9)), Step::Send { from: Seq(6) });
     }
 }

@@ -38,11 +38,7 @@ pub async fn run(
         let cursor = match with_reader(&config, &mut reader, |r| r.cursor()).await {
             Ok(cursor) => cursor,
             Err(e) => {
-                tracing::error!("forwarder cannot read the journal: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = stop.changed() => {}
-                }
+                unreadable(e, &mut stop).await;
                 continue;
             }
         };
@@ -65,7 +61,7 @@ pub async fn run(
                 {
                     Ok(entries) => entries,
                     Err(e) => {
-                        tracing::error!("forwarder cannot read the journal: {e}");
+                        unreadable(e, &mut stop).await;
                         continue;
                     }
                 }
@@ -82,23 +78,42 @@ pub async fn run(
                 sent_at: clock.now_in(config.register.time_zone),
             },
             Err(e) => {
-                tracing::error!("forwarder cannot read the journal: {e}");
+                unreadable(e, &mut stop).await;
                 continue;
             }
         };
         let batch = Batch { protocol: PROTOCOL_VERSION, reg_number: config.register.reg_number, device, entries };
         // A stop interrupts a send: if the server committed it, the resend is a duplicate.
-        let (outcome, report) = tokio::select! {
+        let (mut outcome, report) = tokio::select! {
             sent = send(&client, &url, &server.token, &batch) => sent,
             _ = stop.changed() => return,
         };
-        if let Some(report) = report
-            && let Err(e) = writer.report(report).await
-        {
-            tracing::warn!("forwarder stopping: {e}");
-            return;
+        if let Some(report) = report {
+            match writer.report(report).await {
+                Ok(Ok(())) => {}
+                // The server's answer could not be recorded (a full disk, say): the next
+                // attempt resends the batch, which the server answers as duplicates — after
+                // the usual wait, not at once.
+                Ok(Err(e)) => {
+                    tracing::error!("cannot record the delivery: {e}");
+                    outcome = Outcome::Failed;
+                }
+                Err(e) => {
+                    tracing::warn!("forwarder stopping: {e}");
+                    return;
+                }
+            }
         }
-        forwarder.outcome(clock.now(), outcome, fastrand::f64());
+        forwarder.outcome(clock.now(), cursor, outcome, fastrand::f64());
+    }
+}
+
+/// Logs a journal read failure and waits a second (or until stopped) before trying again.
+async fn unreadable(e: JournalError, stop: &mut watch::Receiver<bool>) {
+    tracing::error!("forwarder cannot read the journal: {e}");
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        _ = stop.changed() => {}
     }
 }
 
@@ -152,6 +167,12 @@ async fn send(client: &reqwest::Client, url: &str, token: &str, batch: &Batch) -
     };
     match status {
         StatusCode::OK => match Answer::decode(&body) {
+            Ok(answer) if !answers(&answer, batch) => failed(format!(
+                "ответ сервера не соответствует пакету: {} результатов на {} записей, принято по {}",
+                answer.results.len(),
+                batch.entries.len(),
+                answer.accepted_through
+            )),
             Ok(answer) => {
                 let accepted_through = answer.accepted_through;
                 tracing::debug!(?first, entries = batch.entries.len(), %accepted_through, at = %Utc::now(), "delivered");
@@ -159,7 +180,13 @@ async fn send(client: &reqwest::Client, url: &str, token: &str, batch: &Batch) -
             }
             Err(e) => failed(format!("непонятный ответ сервера: {e}")),
         },
-        StatusCode::PAYLOAD_TOO_LARGE => (Outcome::TooLarge, None),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            Outcome::TooLarge,
+            Some(DeliveryReport::Failed(format!(
+                "сервер отказал: пакет из {} записей слишком велик",
+                batch.entries.len()
+            ))),
+        ),
         _ => {
             let refusal = Refusal::decode(&body).ok();
             if let Some(Refusal { accepted_through: Some(accepted_through), .. }) = refusal
@@ -172,4 +199,12 @@ async fn send(client: &reqwest::Client, url: &str, token: &str, batch: &Batch) -
             failed(format!("сервер отказал ({status}): {message}"))
         }
     }
+}
+
+/// Whether `answer` speaks of exactly `batch`'s entries, in order, and holds them all:
+/// anything else is not applied.
+fn answers(answer: &Answer, batch: &Batch) -> bool {
+    answer.results.len() == batch.entries.len()
+        && answer.results.iter().zip(&batch.entries).all(|(result, entry)| result.seq == entry.seq)
+        && batch.entries.last().is_none_or(|last| answer.accepted_through >= last.seq)
 }

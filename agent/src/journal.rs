@@ -496,9 +496,10 @@ impl WriteTx<'_> {
             "UPDATE entries SET delivery = ?2, delivery_error = ?3, delivered_at = ?4 WHERE seq = ?1",
         )?;
         for result in results {
-            let code = match result.status {
-                protocol::EntryStatus::Rejected => 2,
-                protocol::EntryStatus::Accepted | protocol::EntryStatus::Duplicate => 1,
+            // A duplicate of an entry the server rejected before carries that reason.
+            let code = match (result.status, &result.reason) {
+                (protocol::EntryStatus::Rejected, _) | (protocol::EntryStatus::Duplicate, Some(_)) => 2,
+                (protocol::EntryStatus::Accepted, _) | (protocol::EntryStatus::Duplicate, None) => 1,
             };
             stmt.execute(params![result.seq.0 as i64, code, result.reason, at]).map_err(classify)?;
         }

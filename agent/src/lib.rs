@@ -59,6 +59,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     let config = Arc::new(config);
+    // Built first: a bad `ca_file` stops the agent before it journals anything.
+    let client = config.server.as_ref().map(net::client).transpose()?;
     let opening = config.clone();
     let writer_clock = clock.clone();
     let (writer, thread) = tokio::task::spawn_blocking(move || writer::start(opening, writer_clock))
@@ -79,13 +81,12 @@ pub async fn run(
         })
     };
     let (stop_forwarder, stopping) = tokio::sync::watch::channel(false);
-    let forwarder = match &config.server {
-        Some(server) => {
-            let client = net::client(server)?;
+    let forwarder = match (&config.server, client) {
+        (Some(server), Some(client)) => {
             let task = forwarder::run(config.clone(), server.clone(), client, writer.clone(), clock.clone(), stopping);
             Some(tokio::spawn(task))
         }
-        None => {
+        _ => {
             tracing::warn!("no [server] configured: entries stay in the journal undelivered");
             None
         }

@@ -216,7 +216,7 @@ impl Refusal {
             Refusal::ShiftExpired { .. } => "shift_expired",
             Refusal::Blocked(_) => "blocked",
             Refusal::Invalid(DocumentError::TendersMismatch { .. }) => "sums_mismatch",
-            Refusal::Invalid(DocumentError::ZeroTotal) => "invalid_amount",
+            Refusal::Invalid(DocumentError::ZeroTotal | DocumentError::TooLarge(_)) => "invalid_amount",
             Refusal::Invalid(_) => "invalid_document",
             Refusal::UnknownDocument(_) => "unknown_document",
             Refusal::NotAPayment(_) => "not_a_payment",

@@ -240,6 +240,24 @@ async fn every_refusal_changes_nothing() {
         ("/v1/documents", payment("4.79", json!({"cash": "4.80"})), 422, "sums_mismatch"),
         ("/v1/documents", payment("4.789", json!({"cash": "4.79"})), 422, "invalid_amount"),
         ("/v1/documents", payment("-1", json!({"cash": "1.00"})), 422, "invalid_amount"),
+        (
+            "/v1/documents",
+            json!({"kind": "payment", "cashier": "И",
+            "items": [{"name": "Товар", "section": 1, "price": "999999999999999", "quantity": "999999.000"}],
+            "tenders": {"cash": "1.00"}})
+            .to_string(),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "/v1/documents",
+            json!({"kind": "payment", "cashier": "И",
+            "items": [{"name": "Товар", "section": 1, "price": "1.00", "quantity": "1000000"}],
+            "tenders": {"cash": "1.00"}})
+            .to_string(),
+            422,
+            "invalid_amount",
+        ),
         ("/v1/documents", payment("1e3", json!({"cash": "1.00"})), 422, "invalid_amount"),
         ("/v1/documents", payment("abc", json!({"cash": "1.00"})), 422, "invalid_amount"),
         ("/v1/documents", payment("0.00", json!({})), 422, "invalid_amount"),

@@ -51,7 +51,10 @@ pub struct Plan<'a> {
     pub head: ChainHead,
 }
 
-/// Why a batch is refused whole (`409`); nothing of it is stored.
+/// Why a batch is refused whole (`409`); nothing of it is stored, and the register is
+/// flagged for the operator: none of these happens while both sides keep what they
+/// acknowledged (the agent resends from its first unacknowledged entry), so each means
+/// lost or altered data on one side.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainRefusal {
     /// The batch starts beyond what the server holds: resend from `accepted_through + 1`.
@@ -63,24 +66,18 @@ pub enum ChainRefusal {
         got: Seq,
     },
     /// An entry the server holds came again with another hash: the register's history
-    /// differs from what it sent before. The register is flagged for the operator.
+    /// differs from what it sent before.
     #[error("запись {seq} уже получена с другим хешем")]
     Conflict {
         /// The entry.
         seq: Seq,
     },
     /// A new entry does not link to its predecessor or its hash does not match its payload.
-    /// The register is flagged for the operator.
     #[error("цепочка нарушена: {0}")]
     BrokenChain(protocol::ChainError),
 }
 
 impl ChainRefusal {
-    /// Whether the register must be flagged for the operator.
-    pub fn flags(&self) -> bool {
-        !matches!(self, ChainRefusal::Gap { .. })
-    }
-
     /// A stable code for the wire.
     pub fn code(&self) -> &'static str {
         match self {
@@ -91,12 +88,22 @@ impl ChainRefusal {
     }
 }
 
-/// Plans `entries` (consecutive, as the batch decoder guarantees nothing about) against the
-/// stored `head`; `stored_hash(seq)` gives the hash held for an old seq.
+/// What the server holds of an old entry: its hash, and the reason if it was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The stored hash.
+    pub hash: ChainHash,
+    /// Why it was rejected, if it was.
+    pub rejected: Option<String>,
+}
+
+/// Plans `entries` against the stored `head`; `held(seq)` gives what is stored for an old
+/// seq. A duplicate of an entry rejected before is answered with that reason, so a sender
+/// that lost the first answer still learns the verdict.
 pub fn plan<'a>(
     head: ChainHead,
     entries: &'a [Entry],
-    stored_hash: impl Fn(Seq) -> Option<ChainHash>,
+    held: impl Fn(Seq) -> Option<Held>,
 ) -> Result<Plan<'a>, ChainRefusal> {
     let mut results = Vec::with_capacity(entries.len());
     let mut new = Vec::new();
@@ -108,9 +115,9 @@ pub fn plan<'a>(
             if ChainHash::link(&entry.prev_hash, &entry.payload) != entry.hash {
                 return Err(ChainRefusal::Conflict { seq: entry.seq });
             }
-            match stored_hash(entry.seq) {
-                Some(hash) if hash == entry.hash => {
-                    results.push((entry.seq, EntryStatus::Duplicate, None));
+            match held(entry.seq) {
+                Some(held) if held.hash == entry.hash => {
+                    results.push((entry.seq, EntryStatus::Duplicate, held.rejected));
                     continue;
                 }
                 _ => return Err(ChainRefusal::Conflict { seq: entry.seq }),
@@ -183,6 +190,23 @@ mod tests {
             .collect()
     }
 
+    fn lookup(stored: &[Entry]) -> impl Fn(Seq) -> Option<Held> + Copy + '_ {
+        |seq| stored.iter().find(|e| e.seq == seq).map(|e| Held { hash: e.hash, rejected: None })
+    }
+
+    #[test]
+    fn a_duplicate_of_a_rejected_entry_carries_its_reason() {
+        let entries = chain((0..2).map(event_payload).collect());
+        let held = |seq: Seq| {
+            entries
+                .iter()
+                .find(|e| e.seq == seq)
+                .map(|e| Held { hash: e.hash, rejected: Some("причина".into()) })
+        };
+        let plan = plan(head_of(&entries), &entries, held).unwrap();
+        assert_eq!(plan.results[0], (Seq(1), EntryStatus::Duplicate, Some("причина".into())));
+    }
+
     fn head_of(entries: &[Entry]) -> ChainHead {
         entries.last().map_or(ChainHead::EMPTY, |e| ChainHead { seq: e.seq, hash: e.hash })
     }
@@ -191,7 +215,7 @@ mod tests {
     fn new_entries_are_accepted_and_old_ones_are_duplicates() {
         let entries = chain((0..5).map(event_payload).collect());
         let stored = &entries[..2];
-        let plan = plan(head_of(stored), &entries, |seq| stored.iter().find(|e| e.seq == seq).map(|e| e.hash)).unwrap();
+        let plan = plan(head_of(stored), &entries, lookup(stored)).unwrap();
         let statuses: Vec<_> = plan.results.iter().map(|r| r.1).collect();
         use EntryStatus::*;
         assert_eq!(statuses, [Duplicate, Duplicate, Accepted, Accepted, Accepted]);
@@ -203,7 +227,7 @@ mod tests {
     fn a_gap_a_conflict_and_a_broken_link_refuse_the_batch() {
         let entries = chain((0..5).map(event_payload).collect());
         let stored = &entries[..2];
-        let lookup = |seq: Seq| stored.iter().find(|e| e.seq == seq).map(|e| e.hash);
+        let lookup = lookup(stored);
         assert_eq!(
             plan(head_of(stored), &entries[3..], lookup),
             Err(ChainRefusal::Gap { accepted_through: Seq(2), got: Seq(4) })
@@ -217,7 +241,6 @@ mod tests {
         altered[1].payload = event_payload(59);
         let refusal = plan(head_of(stored), &altered, lookup).unwrap_err();
         assert!(matches!(&refusal, ChainRefusal::BrokenChain(e) if e.seq == Seq(4)), "{refusal:?}");
-        assert!(refusal.flags());
     }
 
     #[test]

@@ -11,6 +11,11 @@ use crate::summary::PerKind;
 /// The longest cashier name, item name or event parameter accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 128;
 
+/// The largest total a document may have: a trillion rubles, beyond any real sale.
+pub fn max_document_total() -> Money {
+    "1000000000000.00".parse().expect("a valid amount")
+}
+
 /// One line of a payment or a return.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
@@ -160,6 +165,9 @@ pub enum DocumentError {
     /// A document for nothing.
     #[error("сумма документа должна быть больше нуля")]
     ZeroTotal,
+    /// A document for more than any real sale.
+    #[error("сумма документа {0} превышает допустимую")]
+    TooLarge(Money),
     /// A shift report whose payment tenders differ from its payments total.
     #[error("сменный отчет противоречив: оплаты {tenders} при сумме платежных документов {payments}")]
     ReportMismatch {
@@ -173,6 +181,17 @@ pub enum DocumentError {
 /// Whether `text` is a usable name: not blank, not too long.
 pub fn valid_text(text: &str) -> bool {
     !text.trim().is_empty() && text.chars().count() <= MAX_TEXT_CHARS
+}
+
+/// A single amount (a cash document, an annulment) must be above zero and within the limit.
+fn check_amount(amount: Money) -> Result<(), DocumentError> {
+    if amount.is_zero() {
+        Err(DocumentError::ZeroTotal)
+    } else if amount > max_document_total() {
+        Err(DocumentError::TooLarge(amount))
+    } else {
+        Ok(())
+    }
 }
 
 fn check_items(items: &[Item], tenders: &Tenders) -> Result<(), DocumentError> {
@@ -191,6 +210,9 @@ fn check_items(items: &[Item], tenders: &Tenders) -> Result<(), DocumentError> {
         }
     }
     let total = items_total(items);
+    if total > max_document_total() {
+        return Err(DocumentError::TooLarge(total));
+    }
     if total != tenders.total() {
         return Err(DocumentError::TendersMismatch { tenders: tenders.total(), items: total });
     }
@@ -222,14 +244,9 @@ impl Document {
             DocumentBody::Payment { items, tenders } | DocumentBody::Return { items, tenders, .. } => {
                 check_items(items, tenders)
             }
-            DocumentBody::Annulment { tenders, .. } if tenders.total().is_zero() => Err(DocumentError::ZeroTotal),
-            DocumentBody::Annulment { .. } => Ok(()),
+            DocumentBody::Annulment { tenders, .. } => check_amount(tenders.total()),
             DocumentBody::CashIn { amount } | DocumentBody::CashOut { amount } | DocumentBody::Payout { amount } => {
-                if amount.is_zero() {
-                    Err(DocumentError::ZeroTotal)
-                } else {
-                    Ok(())
-                }
+                check_amount(*amount)
             }
             DocumentBody::ShiftReport(report) => {
                 let payments = report.totals.payment;

@@ -18,9 +18,12 @@ use serde::{Deserialize, Serialize};
 const MONEY_SCALE: u32 = 2;
 /// A quantity has this many fractional digits (grams of a kilogram, say).
 const QUANTITY_SCALE: u32 = 3;
-/// The most integer digits accepted in a parsed amount: far above any real sum, far below
-/// where `Decimal` arithmetic over millions of documents could overflow.
-const MAX_INTEGER_DIGITS: usize = 15;
+/// The most integer digits accepted in a parsed amount: far above any real sum.
+const MAX_MONEY_DIGITS: usize = 15;
+/// The most integer digits of a quantity. With [`MAX_MONEY_DIGITS`] this bounds a line's
+/// sum at 10²¹ and any document's at far below `Decimal`'s 7.9·10²⁸: no arithmetic on
+/// parsed values can overflow (and panic).
+const MAX_QUANTITY_DIGITS: usize = 6;
 
 /// Why a decimal string is not an amount or a quantity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +55,7 @@ pub enum AmountError {
 
 /// Parses a plain decimal string: optional `-`, digits, optional `.` and digits. No
 /// exponent, no spaces, no `+`, no thousands separators.
-fn parse_decimal(text: &str, max_scale: u32, allow_negative: bool) -> Result<Decimal, AmountError> {
+fn parse_decimal(text: &str, max_scale: u32, max_digits: usize, allow_negative: bool) -> Result<Decimal, AmountError> {
     if text.is_empty() {
         return Err(AmountError::Empty);
     }
@@ -76,7 +79,7 @@ fn parse_decimal(text: &str, max_scale: u32, allow_negative: bool) -> Result<Dec
     if frac_digits > max_scale as usize {
         return Err(AmountError::TooPrecise { value: text.to_owned(), max: max_scale });
     }
-    if int_part.trim_start_matches('0').len() > MAX_INTEGER_DIGITS {
+    if int_part.trim_start_matches('0').len() > max_digits {
         return Err(AmountError::TooLarge(text.to_owned()));
     }
     let mut value = Decimal::from_str_exact(text).map_err(|_| not_a_number())?;
@@ -137,7 +140,7 @@ impl Money {
 impl FromStr for Money {
     type Err = AmountError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_decimal(text, MONEY_SCALE, false).map(Money)
+        parse_decimal(text, MONEY_SCALE, MAX_MONEY_DIGITS, false).map(Money)
     }
 }
 
@@ -217,7 +220,7 @@ impl From<Money> for SignedMoney {
 impl FromStr for SignedMoney {
     type Err = AmountError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_decimal(text, MONEY_SCALE, true).map(SignedMoney)
+        parse_decimal(text, MONEY_SCALE, MAX_MONEY_DIGITS, true).map(SignedMoney)
     }
 }
 
@@ -300,7 +303,7 @@ impl Quantity {
 impl FromStr for Quantity {
     type Err = AmountError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let value = parse_decimal(text, QUANTITY_SCALE, false)?;
+        let value = parse_decimal(text, QUANTITY_SCALE, MAX_QUANTITY_DIGITS, false)?;
         if value.is_zero() {
             return Err(AmountError::ZeroQuantity);
         }
@@ -493,6 +496,8 @@ mod tests {
         assert_eq!("0.000".parse::<Quantity>(), Err(AmountError::ZeroQuantity));
         assert!(matches!("1.0001".parse::<Quantity>(), Err(AmountError::TooPrecise { max: 3, .. })));
         assert!(matches!("-1".parse::<Quantity>(), Err(AmountError::Negative(_))));
+        assert!(matches!("1000000".parse::<Quantity>(), Err(AmountError::TooLarge(_))));
+        assert_eq!("999999.999".parse::<Quantity>().unwrap().to_string(), "999999.999");
     }
 
     #[test]
@@ -519,6 +524,13 @@ mod tests {
         assert_eq!(Money::default().to_string(), "0.00");
         assert_eq!(SignedMoney::default().to_string(), "0.00");
         assert_eq!(Tenders::default().total().to_string(), "0.00");
+    }
+
+    #[test]
+    fn the_largest_line_does_not_overflow() {
+        let sum = line_sum(money("999999999999999.99"), "999999.999".parse().unwrap());
+        // (10¹⁵ − 0.01)(10⁶ − 0.001) = 10²¹ − 10¹² − 10⁴ + 10⁻⁵
+        assert_eq!(sum.to_string(), "999999998999999990000.00");
     }
 
     #[test]

@@ -154,6 +154,17 @@ fn received_documents_are_checked_with_a_reason() {
         (payment(vec![Item { price: m("0"), ..chocolate() }], Tenders::ZERO), DocumentError::ZeroTotal),
         (document(1, at, DocumentBody::CashIn { amount: m("0") }), DocumentError::ZeroTotal),
         (
+            document(1, at, DocumentBody::CashIn { amount: m("1000000000000.01") }),
+            DocumentError::TooLarge(m("1000000000000.01")),
+        ),
+        (
+            payment(
+                vec![Item { price: m("999999999999999"), quantity: "999999".parse().unwrap(), ..chocolate() }],
+                Tenders::cash(m("1")),
+            ),
+            DocumentError::TooLarge(protocol::line_sum(m("999999999999999"), "999999".parse().unwrap())),
+        ),
+        (
             Document { cashier: String::new(), ..document(1, at, DocumentBody::CashIn { amount: m("1") }) },
             DocumentError::Cashier,
         ),

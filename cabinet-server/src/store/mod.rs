@@ -69,7 +69,7 @@ pub enum IngestOutcome {
         /// Orders for the register.
         directives: Vec<Directive>,
     },
-    /// Refused whole; nothing of it stored (the register may have been flagged).
+    /// Refused whole; nothing of it stored, and the register flagged for the operator.
     Refused(ChainRefusal),
 }
 

@@ -258,37 +258,31 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("касса {reg}")))?;
         let head = ChainHead { seq: Seq(head_seq as u64), hash: hash_from(&head_hash)? };
 
-        let old: Vec<(Seq, ChainHash)> = {
-            let upto = entries.iter().map(|e| e.seq).filter(|s| *s <= head.seq).max();
-            let from = entries.iter().map(|e| e.seq).min();
-            match (from, upto) {
-                (Some(from), Some(upto)) => {
-                    let mut stmt = tx.prepare_cached(
-                        "SELECT seq, hash FROM entries WHERE reg_number = ?1 AND seq BETWEEN ?2 AND ?3",
-                    )?;
-                    let rows = stmt.query_map(params![reg_text, from.0 as i64, upto.0 as i64], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                    })?;
-                    let mut old = Vec::new();
-                    for row in rows {
-                        let (seq, hash) = row?;
-                        old.push((Seq(seq as u64), hash_from(&hash)?));
-                    }
-                    old
-                }
-                _ => Vec::new(),
+        // What is held for the batch's old seqs (a resend after a lost answer).
+        let mut held = std::collections::BTreeMap::new();
+        let upto = entries.iter().map(|e| e.seq).filter(|s| *s <= head.seq).max();
+        if let (Some(from), Some(upto)) = (entries.iter().map(|e| e.seq).min(), upto) {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, hash, status, reason FROM entries WHERE reg_number = ?1 AND seq BETWEEN ?2 AND ?3",
+            )?;
+            let mut rows = stmt.query(params![reg_text, from.0 as i64, upto.0 as i64])?;
+            while let Some(r) = rows.next()? {
+                let rejected = (r.get::<_, i64>(2)? == 2).then(|| r.get::<_, Option<String>>(3)).transpose()?;
+                let hash = hash_from(&r.get::<_, Vec<u8>>(1)?)?;
+                held.insert(
+                    Seq(r.get::<_, i64>(0)? as u64),
+                    ingest::Held { hash, rejected: rejected.map(Option::unwrap_or_default) },
+                );
             }
-        };
-        let plan = match ingest::plan(head, entries, |seq| old.iter().find(|(s, _)| *s == seq).map(|(_, h)| *h)) {
+        }
+        let plan = match ingest::plan(head, entries, |seq| held.get(&seq).cloned()) {
             Ok(plan) => plan,
             Err(refusal) => {
-                if refusal.flags() {
-                    tx.execute(
-                        "UPDATE devices SET flagged = ?2 WHERE reg_number = ?1",
-                        params![reg_text, format!("{} ({})", refusal, received_at.to_rfc3339())],
-                    )?;
-                    tx.commit()?;
-                }
+                tx.execute(
+                    "UPDATE devices SET flagged = ?2 WHERE reg_number = ?1",
+                    params![reg_text, format!("{} ({})", refusal, received_at.to_rfc3339())],
+                )?;
+                tx.commit()?;
                 return Ok(IngestOutcome::Refused(refusal));
             }
         };
