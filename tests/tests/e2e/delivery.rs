@@ -77,6 +77,16 @@ fn wait_delivered(agent: &AgentProcess, limit: Duration) {
     });
 }
 
+/// A started server holding the register, in a fresh folder (the agent's goes beside it).
+fn running_server() -> (tempfile::TempDir, ServerProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("server")).unwrap();
+    let mut server = ServerProcess::configure(&dir.path().join("server"));
+    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
+    server.start();
+    (dir, server, token)
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
     server: ServerProcess,
@@ -240,11 +250,7 @@ async fn hostile_batches_are_refused_flagged_and_store_nothing() {
 
 #[tokio::test]
 async fn an_entry_the_server_rejects_does_not_stop_the_ones_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("server")).unwrap();
-    let mut server = ServerProcess::configure(&dir.path().join("server"));
-    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
-    server.start();
+    let (dir, server, token) = running_server();
 
     // A journal holding a document the server cannot accept (a zero cash-in, which this
     // agent's rules would never make), written beside the rules, then ordinary work.
@@ -299,11 +305,7 @@ async fn an_entry_the_server_rejects_does_not_stop_the_ones_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_network_that_drops_resets_and_stalls_loses_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("server")).unwrap();
-    let mut server = ServerProcess::configure(&dir.path().join("server"));
-    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
-    server.start();
+    let (dir, server, token) = running_server();
     let proxy = e2e::Proxy::start(&server.url).await;
     proxy.set_mode(e2e::ProxyMode::Chaos);
     let mut agent =
@@ -349,11 +351,7 @@ async fn killing_the_server_mid_batch_again_and_again_loses_and_doubles_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_killed_after_the_server_committed_resends_as_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("server")).unwrap();
-    let mut server = ServerProcess::configure(&dir.path().join("server"));
-    let token = server.register_device(REG_NUMBER, "AVQ11169990740");
-    server.start();
+    let (dir, server, token) = running_server();
     let proxy = e2e::Proxy::start(&server.url).await;
     proxy.set_mode(e2e::ProxyMode::KillOnAnswer);
     // The agent's first batch (its power-on event) reaches the server; the answer never
