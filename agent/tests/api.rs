@@ -432,3 +432,22 @@ async fn concurrent_clients_get_gapless_numbers() {
         .count();
     assert_eq!(documents, 400);
 }
+
+#[tokio::test]
+async fn entries_undelivered_past_the_limit_block_the_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc(T0)));
+    let agent =
+        TestAgent::start(&config_text(dir.path(), "", "[rules]\nmax_undelivered_days = 30\n"), clock.clone()).await;
+    assert_eq!(agent.post("/v1/shift/open", r#"{"cashier": "И"}"#, None).await.0, 201);
+    clock.advance(chrono::TimeDelta::days(30));
+    assert_eq!(agent.post("/v1/shift/close", r#"{"cashier": "И"}"#, None).await.0, 201);
+    clock.advance(chrono::TimeDelta::seconds(1));
+    let (status, body) = agent.post("/v1/shift/open", r#"{"cashier": "И"}"#, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (423, Some("blocked")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("более 30 дней"), "{body}");
+    let (_, status) = agent.get("/v1/status").await;
+    assert!(status["blocked"]["reason"].as_str().unwrap().contains("более 30 дней"));
+    assert!(status["pending"].as_u64().unwrap() >= 4);
+    agent.stop().await;
+}
