@@ -20,6 +20,12 @@ impl Cursor {
     pub fn delivered_through(&self) -> Seq {
         self.first_pending.map_or(self.last_seq, |first| Seq(first.0 - 1))
     }
+
+    /// How many entries await the server's acknowledgement: the journal's tail from the
+    /// first of them, counted with two index lookups rather than a scan.
+    pub fn pending(&self) -> u64 {
+        self.last_seq.0 - self.delivered_through().0
+    }
 }
 
 /// What to do now.

@@ -67,11 +67,6 @@ pub enum JournalError {
 }
 
 impl JournalError {
-    /// Whether this is a storage failure the POS app should see as `503`.
-    pub fn is_disk_full(&self) -> bool {
-        matches!(self, JournalError::DiskFull)
-    }
-
     /// Whether SQLite found the file damaged.
     fn is_damage(&self) -> bool {
         use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
@@ -295,11 +290,6 @@ impl Journal {
     pub fn begin(&mut self) -> Result<WriteTx<'_>> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(classify)?;
         Ok(WriteTx { tx })
-    }
-
-    /// When the oldest undelivered entry was recorded.
-    pub fn oldest_pending_at(&self) -> Result<Option<DateTime<FixedOffset>>> {
-        oldest_pending_at(&self.conn)
     }
 }
 
@@ -630,8 +620,7 @@ impl Reader {
     /// journal's tail from the first of them: counting them costs two index lookups, not a
     /// scan (the forwarder asks before every batch).
     pub fn delivery(&self) -> Result<DeliveryFigures> {
-        let cursor = self.cursor()?;
-        let pending = cursor.first_pending.map_or(0, |first| cursor.last_seq.0 + 1 - first.0);
+        let pending = self.cursor()?.pending();
         let (last_delivery_at, last_error) =
             self.conn
                 .query_row("SELECT last_delivery_at, last_error FROM register", [], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -2,12 +2,7 @@
 //! and the hashes it already holds for the batch's old seqs, each entry is a duplicate, a
 //! new entry (accepted or rejected with a reason), or the whole batch is refused.
 
-use chrono::{DateTime, FixedOffset};
 use protocol::{ChainHash, ChainHead, Document, Entry, EntryStatus, Event, Payload, Seq};
-
-/// What the store knows of a register's chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoredHead(pub ChainHead);
 
 /// A new entry to store.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,18 +154,10 @@ fn judge(payload: &[u8]) -> (Content, Verdict) {
     }
 }
 
-/// When a payload says it was made, if it can be read.
-pub fn created_at(content: &Content) -> Option<DateTime<FixedOffset>> {
-    match content {
-        Content::Document(d) => Some(d.created_at),
-        Content::Event(e) => Some(e.created_at),
-        Content::Unreadable => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use protocol::{DocumentBody, DocumentNumber, EventCode, ShiftNumber, Tenders};
 
     fn event_payload(minute: u32) -> Vec<u8> {
