@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod export;
 pub mod ingest;
 pub mod store;
 pub mod tokens;
