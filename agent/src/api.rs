@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::journal::{DeliveryFigures, JournalError, Reader, StoredDocument};
 use crate::rules::{Command, DocumentRequest};
-use crate::views::DocumentView;
 use crate::writer::{Idempotency, Reply, WriterHandle};
+use protocol::DocumentView;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 256 << 10;
@@ -392,7 +392,7 @@ fn stored_response(state: &AppState, stored: Option<StoredDocument>, what: Strin
         reg_number: state.config.register.reg_number,
     };
     let view = DocumentView::new(&header, &stored.document, &stored.uid)
-        .with_delivery(stored.delivery, stored.delivery_error.as_deref());
+        .with_delivery(stored.delivery.as_str(), stored.delivery_error.as_deref());
     Ok(axum::Json(view).into_response())
 }
 

@@ -15,7 +15,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::journal::{Journal, JournalError, Remembered, WriteTx};
 use crate::rules::{Command, Decision, Refusal, RegisterState, Surroundings, decide, event, review_blocking};
-use crate::views::{DocumentView, ShiftOpened};
+use crate::views::ShiftOpened;
+use protocol::DocumentView;
 
 /// The most requests one transaction carries.
 const MAX_GROUP: usize = 512;

@@ -8,9 +8,11 @@
 //! - [`tokens`]: device and API tokens (only their SHA-256 is stored).
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod config;
 pub mod export;
 pub mod ingest;
+pub mod portal;
 pub mod store;
 pub mod tokens;
 pub mod web;

@@ -89,6 +89,9 @@ enum DeviceCmd {
         serial: Serial,
         #[arg(long, value_parser = parse::<chrono::NaiveDate>)]
         commissioned: chrono::NaiveDate,
+        /// The register's IANA time zone.
+        #[arg(long, default_value = "Europe/Minsk", value_parser = parse::<chrono_tz::Tz>)]
+        time_zone: chrono_tz::Tz,
     },
     /// Order a register blocked at its next contact.
     Block {
@@ -158,7 +161,7 @@ fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
             println!("{}", id.0);
         }
         Admin::Device { command } => match command {
-            DeviceCmd::Add { unp, object, reg_number, serial, commissioned } => {
+            DeviceCmd::Add { unp, object, reg_number, serial, commissioned, time_zone } => {
                 let token = tokens::new_token();
                 store.add_device(&NewDevice {
                     unp,
@@ -166,6 +169,7 @@ fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
                     reg_number,
                     serial,
                     commissioned_on: commissioned,
+                    time_zone,
                     token_hash: tokens::token_hash(&token),
                 })?;
                 println!("{token}");

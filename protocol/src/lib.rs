@@ -41,6 +41,7 @@ pub mod kind;
 pub mod money;
 pub mod receipt;
 pub mod summary;
+pub mod view;
 pub mod wire;
 
 pub use chain::{ChainError, ChainFault, ChainHash, ChainHead, Entry, Uid, verify_chain};
@@ -53,4 +54,5 @@ pub use summary::{
     CumulativeLine, KindTotals, PerKind, Standing, Summary, cash_effect, check_cumulative, cumulative_after,
     drawer_cash,
 };
+pub use view::DocumentView;
 pub use wire::{Answer, Batch, DeviceInfo, Directive, EntryResult, EntryStatus, Refusal, WireError};

@@ -4,15 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use chrono::{DateTime, FixedOffset, Utc};
-use protocol::{ChainHash, ChainHead, DeviceInfo, Directive, Entry, EntryStatus, Money, RegNumber, Seq, Uid, Unp};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use protocol::{
+    ChainHash, ChainHead, CumulativeLine, DeviceInfo, Directive, DocumentBody, DocumentKind, Entry, EntryStatus,
+    EventCode, Money, RegNumber, Seq, ShiftNumber, Tenders, Uid, Unp,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{DeviceAuth, DeviceStatus, IngestOutcome, NewDevice, ObjectId, Store, StoreError, StoredEntry};
+use super::{
+    ApiTokenInfo, DeviceAuth, DeviceStatus, DocumentRow, Equipment, EventRow, IngestOutcome, NewDevice, NewUser,
+    ObjectDetails, ObjectId, Period, Role, Scope, SessionRecord, Store, StoreError, StoredDocument, StoredEntry,
+    Taxpayer, TradeObject, User, UserId,
+};
 use crate::ingest::{self, Content, Verdict};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE taxpayers (
     unp TEXT PRIMARY KEY,
     name TEXT NOT NULL
@@ -92,12 +100,58 @@ CREATE TABLE events (
     PRIMARY KEY (reg_number, seq)
 );
 CREATE INDEX events_by_time ON events (reg_number, created_utc);
-"#];
+"#,
+    r#"
+ALTER TABLE devices ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'Europe/Minsk';
+-- The reason of the register's last blocking event (1020), cleared by 1022.
+ALTER TABLE devices ADD COLUMN blocked TEXT;
+-- A shift report's cumulative total, in kopecks.
+ALTER TABLE documents ADD COLUMN cumulative INTEGER;
+CREATE INDEX documents_by_shift ON documents (reg_number, kind, shift);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    login TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE user_taxpayers (
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    unp TEXT NOT NULL REFERENCES taxpayers (unp),
+    PRIMARY KEY (user_id, unp)
+) WITHOUT ROWID;
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
+-- Sessions by the SHA-256 of their id; the id itself is only in the browser's cookie.
+CREATE TABLE sessions (
+    id_hash BLOB PRIMARY KEY,
+    user_id INTEGER REFERENCES users (id),
+    data TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions (user_id);
+"#,
+];
 
-/// The SQLite store.
+/// The SQLite store: one connection writes; the portal's reads take read-only connections
+/// from a small pool, so pages never wait behind ingest (WAL lets them read meanwhile).
 pub struct SqliteStore {
+    path: PathBuf,
     conn: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
 }
+
+/// How many idle read connections are kept.
+const IDLE_READERS: usize = 8;
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -126,7 +180,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { path: path.to_owned(), conn: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
     }
 
     /// The database file a `sqlite:` URL or plain path names.
@@ -137,6 +191,35 @@ impl SqliteStore {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Runs `f` on a read-only connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// Gives user `id` the taxpayer `unp`; linking twice is harmless.
+fn link(tx: &Transaction<'_>, id: i64, unp: Unp) -> Result<(), StoreError> {
+    tx.execute("INSERT OR IGNORE INTO user_taxpayers (user_id, unp) VALUES (?1, ?2)", params![id, unp.to_string()])
+        .map_err(|e| if is_constraint(&e) { StoreError::NotFound(format!("УНП {unp}")) } else { db(e) })?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -206,8 +289,8 @@ impl Store for SqliteStore {
             _ => return Err(StoreError::NotFound(format!("торговый объект {} УНП {}", device.object.0, device.unp))),
         }
         tx.execute(
-            "INSERT INTO devices (reg_number, serial, unp, object_id, commissioned_on, token_hash, head_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO devices (reg_number, serial, unp, object_id, commissioned_on, token_hash, head_hash, time_zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 device.reg_number.to_string(),
                 device.serial.to_string(),
@@ -216,6 +299,7 @@ impl Store for SqliteStore {
                 device.commissioned_on.to_string(),
                 device.token_hash.as_slice(),
                 ChainHash::ZERO.0.as_slice(),
+                device.time_zone.name(),
             ],
         )
         .map_err(|e| {
@@ -404,6 +488,466 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+    fn add_user(&self, user: &NewUser<'_>) -> Result<UserId, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO users (login, email, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user.login, user.email, user.role.as_str(), user.password_hash, Utc::now().to_rfc3339()],
+        )
+        .map_err(|e| if is_constraint(&e) { StoreError::Duplicate(format!("логин {}", user.login)) } else { db(e) })?;
+        let id = tx.last_insert_rowid();
+        for unp in user.unps {
+            link(&tx, id, *unp)?;
+        }
+        tx.commit()?;
+        Ok(UserId(id))
+    }
+
+    fn link_user(&self, login: &str, unp: Unp) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id: i64 = tx
+            .query_row("SELECT id FROM users WHERE login = ?1", [login], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("пользователь {login}")))?;
+        link(&tx, id, unp)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+        self.read(|conn| find_user(conn, "login", &login))
+    }
+
+    fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.read(|conn| find_user(conn, "id", &id.0))
+    }
+
+    fn set_password(&self, user: UserId, password_hash: &str, keep: Option<&[u8; 32]>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed =
+            tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user.0, password_hash])?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("пользователь {}", user.0)));
+        }
+        tx.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
+            params![user.0, keep.map(|k| k.as_slice())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn add_api_token(&self, user: UserId, name: &str, token_hash: &[u8; 32]) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user.0, name, token_hash.as_slice(), Utc::now().to_rfc3339()],
+        )
+        .map_err(|e| {
+            if is_constraint(&e) { StoreError::NotFound(format!("пользователь {}", user.0)) } else { db(e) }
+        })?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, created_at, last_used_at FROM api_tokens
+                 WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([user.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, name, created, used) = row?;
+                Ok(ApiTokenInfo {
+                    id,
+                    name,
+                    created_at: utc_from(&created)?,
+                    last_used_at: used.as_deref().map(utc_from).transpose()?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn revoke_api_token(&self, user: UserId, id: i64) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            params![id, user.0, Utc::now().to_rfc3339()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("токен {id}")));
+        }
+        Ok(())
+    }
+
+    fn user_for_api_token(&self, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<Option<UserId>, StoreError> {
+        let found: Option<(i64, i64, Option<String>)> = self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+                )?
+                .query_row([token_hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?)
+        })?;
+        let Some((id, user, last_used)) = found else { return Ok(None) };
+        // Noted at most once a minute: a busy integration must not turn every read into a write.
+        let stale = last_used.as_deref().and_then(|t| utc_from(t).ok()).is_none_or(|t| now - t > TimeDelta::minutes(1));
+        if stale {
+            self.conn()
+                .execute("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1", params![id, now.to_rfc3339()])?;
+        }
+        Ok(Some(UserId(user)))
+    }
+
+    fn create_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![session.id_hash.as_slice(), session.user.map(|u| u.0), session.data, session.expires_at],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id_hash) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
+                 expires_at = excluded.expires_at",
+            params![session.id_hash.as_slice(), session.user.map(|u| u.0), session.data, session.expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn load_session(&self, id_hash: &[u8; 32], now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id_hash, user_id, data, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![id_hash.as_slice(), now], session_from)
+                .optional()?)
+        })
+    }
+
+    fn delete_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash.as_slice()])?;
+        // Expired sessions go with any logout: no timer needed, and the table stays small.
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [Utc::now().timestamp()])?;
+        Ok(())
+    }
+
+    fn taxpayers(&self, scope: &Scope) -> Result<Vec<Taxpayer>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT name FROM taxpayers WHERE unp = ?1")?;
+            let mut out = Vec::new();
+            for unp in scope.unps() {
+                if let Some(name) = stmt.query_row([unp.to_string()], |r| r.get(0)).optional()? {
+                    out.push(Taxpayer { unp: *unp, name });
+                }
+            }
+            out.sort_by_key(|t| t.unp);
+            Ok(out)
+        })
+    }
+
+    fn equipment(&self, scope: &Scope, unp: Unp) -> Result<Vec<Equipment>, StoreError> {
+        if !scope.holds(unp) {
+            return Err(StoreError::NotFound(format!("УНП {unp}")));
+        }
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {EQUIPMENT_COLUMNS} WHERE d.unp = ?1 ORDER BY d.reg_number"))?;
+            let mut rows = stmt.query([unp.to_string()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(equipment_from(r)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn register(&self, scope: &Scope, reg: RegNumber) -> Result<Equipment, StoreError> {
+        self.read(|conn| scoped_register(conn, scope, reg))
+    }
+
+    fn documents(
+        &self,
+        scope: &Scope,
+        reg: RegNumber,
+        period: Period,
+        kinds: &[DocumentKind],
+    ) -> Result<Vec<DocumentRow>, StoreError> {
+        self.read(|conn| {
+            scoped_register(conn, scope, reg)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, kind, number, created_at, cash, card, other, total, uid, reason FROM documents
+                 WHERE reg_number = ?1 AND created_utc BETWEEN ?2 AND ?3 ORDER BY created_utc, seq",
+            )?;
+            let mut rows = stmt.query(params![reg.to_string(), period.from.timestamp(), period.to.timestamp()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let kind: DocumentKind = parse_id(&r.get::<_, String>(1)?)?;
+                if !kinds.contains(&kind) {
+                    continue;
+                }
+                let tender = |i| r.get::<_, Option<i64>>(i)?.map(money_from).transpose();
+                let tenders = match (tender(4)?, tender(5)?, tender(6)?) {
+                    (Some(cash), Some(card), Some(other)) => Some(Tenders { cash, card, other }),
+                    _ => None,
+                };
+                out.push(DocumentRow {
+                    seq: Seq(r.get::<_, i64>(0)? as u64),
+                    kind,
+                    number: r.get::<_, i64>(2)? as u64,
+                    created_at: time_from(&r.get::<_, String>(3)?)?,
+                    tenders,
+                    total: money_from(r.get(7)?)?,
+                    uid: r.get(8)?,
+                    error: r.get(9)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn document(&self, scope: &Scope, uid: &str) -> Result<StoredDocument, StoreError> {
+        let not_found = || StoreError::NotFound(format!("документ {uid}"));
+        self.read(|conn| {
+            let found: Option<(String, Vec<u8>, Vec<u8>, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT d.reg_number, e.hash, e.payload, e.reason FROM documents d
+                     JOIN entries e ON e.reg_number = d.reg_number AND e.seq = d.seq WHERE d.uid = ?1",
+                )?
+                .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            let (reg, hash, payload, error) = found.ok_or_else(not_found)?;
+            let register = scoped_register(conn, scope, parse_id(&reg)?).map_err(|_| not_found())?;
+            Ok(StoredDocument {
+                reg_number: register.reg_number,
+                taxpayer: register.taxpayer,
+                hash: hash_from(&hash)?,
+                payload,
+                error,
+            })
+        })
+    }
+
+    fn events(
+        &self,
+        scope: &Scope,
+        reg: RegNumber,
+        period: Period,
+        codes: &[u32],
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|conn| {
+            scoped_register(conn, scope, reg)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT v.seq, v.code, v.parameter, v.created_at, v.sent_at, e.reason FROM events v
+                 JOIN entries e ON e.reg_number = v.reg_number AND e.seq = v.seq
+                 WHERE v.reg_number = ?1 AND v.created_utc BETWEEN ?2 AND ?3 ORDER BY v.created_utc, v.seq",
+            )?;
+            let mut rows = stmt.query(params![reg.to_string(), period.from.timestamp(), period.to.timestamp()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let code = u32::try_from(r.get::<_, i64>(1)?).map_err(|_| StoreError::Corrupt("event code".into()))?;
+                if !codes.is_empty() && !codes.contains(&code) {
+                    continue;
+                }
+                out.push(EventRow {
+                    seq: Seq(r.get::<_, i64>(0)? as u64),
+                    code: EventCode::from_code(code),
+                    parameter: r.get(2)?,
+                    created_at: time_from(&r.get::<_, String>(3)?)?,
+                    sent_at: time_from(&r.get::<_, String>(4)?)?,
+                    error: r.get(5)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn cumulative_lines(&self, scope: &Scope, reg: RegNumber) -> Result<Vec<CumulativeLine>, StoreError> {
+        self.read(|conn| {
+            scoped_register(conn, scope, reg)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.shift, r.cumulative,
+                    (SELECT COALESCE(SUM(p.total), 0) FROM documents p
+                     WHERE p.reg_number = r.reg_number AND p.kind = 'payment' AND p.shift = r.shift AND p.status = 1)
+                 FROM documents r
+                 WHERE r.reg_number = ?1 AND r.kind = 'shift_report' AND r.status = 1 ORDER BY r.shift",
+            )?;
+            let mut rows = stmt.query([reg.to_string()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(CumulativeLine {
+                    shift: ShiftNumber(r.get(0)?),
+                    reported: money_from(r.get::<_, Option<i64>>(1)?.unwrap_or(0))?,
+                    payments: money_from(r.get(2)?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn objects(&self, scope: &Scope) -> Result<Vec<TradeObject>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} WHERE o.unp = ?1 ORDER BY o.id"))?;
+            let mut out = Vec::new();
+            for unp in scope.unps() {
+                let mut rows = stmt.query([unp.to_string()])?;
+                while let Some(r) = rows.next()? {
+                    out.push(object_from(r)?);
+                }
+            }
+            out.sort_by_key(|o| o.id);
+            Ok(out)
+        })
+    }
+
+    fn update_object(&self, scope: &Scope, id: ObjectId, details: &ObjectDetails) -> Result<TradeObject, StoreError> {
+        let not_found = || StoreError::NotFound(format!("торговый объект {}", id.0));
+        let conn = self.conn();
+        let object = conn
+            .prepare_cached(&format!("SELECT {OBJECT_COLUMNS} WHERE o.id = ?1"))?
+            .query_row([id.0], |r| Ok(object_from(r)))
+            .optional()?
+            .transpose()?
+            .filter(|o| scope.holds(o.unp))
+            .ok_or_else(not_found)?;
+        conn.execute(
+            "UPDATE objects SET actual_address = ?2, working_hours = ?3, contacts = ?4, notes = ?5 WHERE id = ?1",
+            params![id.0, details.actual_address, details.working_hours, details.contacts, details.notes],
+        )?;
+        Ok(TradeObject { details: details.clone(), ..object })
+    }
+}
+
+// ---- users, tokens, sessions ----
+
+fn user_from(conn: &Connection, row: (i64, String, String, String, String)) -> Result<User, StoreError> {
+    let (id, login, email, role, password_hash) = row;
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.unp, t.name FROM user_taxpayers u JOIN taxpayers t ON t.unp = u.unp WHERE u.user_id = ?1
+         ORDER BY t.unp",
+    )?;
+    let taxpayers = stmt
+        .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .map(|row| {
+            let (unp, name) = row?;
+            Ok(Taxpayer { unp: parse_id(&unp)?, name })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(User { id: UserId(id), login, email, role: Role::parse(&role)?, password_hash, taxpayers })
+}
+
+fn find_user(conn: &Connection, column: &str, key: &dyn rusqlite::ToSql) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT id, login, email, role, password_hash FROM users WHERE {column} = ?1");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    row.map(|row| user_from(conn, row)).transpose()
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("{text:?}: {e}")))
+}
+
+fn utc_from(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    Ok(time_from(text)?.with_timezone(&Utc))
+}
+
+fn money_from(kopecks: i64) -> Result<Money, StoreError> {
+    u64::try_from(kopecks).map(Money::from_kopecks).map_err(|_| StoreError::Corrupt(format!("amount {kopecks}")))
+}
+
+/// The equipment columns, in the order [`equipment_from`] reads them.
+const EQUIPMENT_COLUMNS: &str = "d.reg_number, d.serial, d.unp, t.name, d.object_id, o.name, d.commissioned_on,
+    d.time_zone, d.info, d.pos_version, d.agent_version, d.tsok_expires_at, d.pending, d.oldest_pending_at,
+    d.sent_at, d.last_seen_at, d.blocked
+    FROM devices d JOIN taxpayers t ON t.unp = d.unp JOIN objects o ON o.id = d.object_id";
+
+fn equipment_from(r: &rusqlite::Row<'_>) -> Result<Equipment, StoreError> {
+    let text = |i: usize| r.get::<_, Option<String>>(i);
+    let info = match (text(8)?, text(14)?) {
+        (Some(info), Some(sent)) => Some(DeviceInfo {
+            info,
+            pos_version: text(9)?.unwrap_or_default(),
+            agent_version: text(10)?.unwrap_or_default(),
+            tsok_expires_at: text(11)?.as_deref().map(time_from).transpose()?,
+            pending: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u64,
+            oldest_pending_at: text(13)?.as_deref().map(time_from).transpose()?,
+            sent_at: time_from(&sent)?,
+        }),
+        _ => None,
+    };
+    Ok(Equipment {
+        reg_number: parse_id(&r.get::<_, String>(0)?)?,
+        serial: parse_id(&r.get::<_, String>(1)?)?,
+        taxpayer: Taxpayer { unp: parse_id(&r.get::<_, String>(2)?)?, name: r.get(3)? },
+        object_id: ObjectId(r.get(4)?),
+        object_name: r.get(5)?,
+        commissioned_on: parse_id(&r.get::<_, String>(6)?)?,
+        time_zone: parse_id(&r.get::<_, String>(7)?)?,
+        info,
+        last_seen_at: text(15)?.as_deref().map(utc_from).transpose()?,
+        blocked: text(16)?,
+    })
+}
+
+/// The register `reg` if the scope holds its taxpayer; `NotFound` otherwise, exactly as
+/// when it does not exist. Every per-register query starts here.
+fn scoped_register(conn: &Connection, scope: &Scope, reg: RegNumber) -> Result<Equipment, StoreError> {
+    let not_found = || StoreError::NotFound(format!("касса {reg}"));
+    let equipment = conn
+        .prepare_cached(&format!("SELECT {EQUIPMENT_COLUMNS} WHERE d.reg_number = ?1"))?
+        .query_row([reg.to_string()], |r| Ok(equipment_from(r)))
+        .optional()?
+        .transpose()?
+        .ok_or_else(not_found)?;
+    if scope.holds(equipment.taxpayer.unp) { Ok(equipment) } else { Err(not_found()) }
+}
+
+const OBJECT_COLUMNS: &str = "o.id, o.unp, t.name, o.name, o.address, o.actual_address, o.working_hours, o.contacts,
+    o.notes FROM objects o JOIN taxpayers t ON t.unp = o.unp";
+
+fn object_from(r: &rusqlite::Row<'_>) -> Result<TradeObject, StoreError> {
+    Ok(TradeObject {
+        id: ObjectId(r.get(0)?),
+        unp: parse_id(&r.get::<_, String>(1)?)?,
+        org_name: r.get(2)?,
+        name: r.get(3)?,
+        address: r.get(4)?,
+        details: ObjectDetails {
+            actual_address: r.get(5)?,
+            working_hours: r.get(6)?,
+            contacts: r.get(7)?,
+            notes: r.get(8)?,
+        },
+    })
+}
+
+fn session_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(SessionRecord {
+        id_hash: id.try_into().unwrap_or([0; 32]),
+        user: r.get::<_, Option<i64>>(1)?.map(UserId),
+        data: r.get(2)?,
+        expires_at: r.get(3)?,
+    })
 }
 
 /// Stores one new entry and, when it can be read, its document or event row.
@@ -439,8 +983,8 @@ fn store_entry(
             let tender = |pick: fn(&protocol::Tenders) -> Money| figures.tenders.as_ref().map(|t| kopecks(pick(t)));
             tx.prepare_cached(
                 "INSERT INTO documents (reg_number, seq, kind, number, shift, created_at, created_utc, cash, card,
-                     other, total, uid, status, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     other, total, uid, status, reason, cumulative)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 reg_text,
@@ -457,6 +1001,10 @@ fn store_entry(
                 Uid::new(&new.entry.hash, reg).to_string(),
                 status_code(status),
                 reason,
+                match &document.body {
+                    DocumentBody::ShiftReport(report) => Some(kopecks(report.cumulative_total)),
+                    _ => None,
+                },
             ])?;
         }
         Content::Event(event) => {
@@ -473,6 +1021,17 @@ fn store_entry(
                 event.created_at.timestamp(),
                 device.sent_at.to_rfc3339(),
             ])?;
+            if status == EntryStatus::Accepted {
+                let blocked = match event.code {
+                    EventCode::Blocked => Some(Some(event.parameter.as_deref().unwrap_or("заблокирована"))),
+                    EventCode::Unblocked => Some(None),
+                    _ => None,
+                };
+                if let Some(blocked) = blocked {
+                    tx.prepare_cached("UPDATE devices SET blocked = ?2 WHERE reg_number = ?1")?
+                        .execute(params![reg_text, blocked])?;
+                }
+            }
         }
         Content::Unreadable => {}
     }
