@@ -14,6 +14,9 @@ pub enum AccountError {
     /// The login is not of digits, latin letters and `-`.
     #[error("логин: разрешены цифры, латиница и знак \"-\", от 1 до {MAX_LOGIN} символов")]
     BadLogin,
+    /// An API token's name is empty or too long.
+    #[error("название токена: от 1 до {MAX_TOKEN_NAME} символов")]
+    BadTokenName,
     /// The password does not meet the policy.
     #[error("{0}")]
     WeakPassword(&'static str),
@@ -121,6 +124,20 @@ pub fn reset_password(store: &dyn Store, login: &str) -> Result<String, AccountE
     let password = generate_password();
     store.set_password(user.id, &hash_password(&password)?, None)?;
     Ok(password)
+}
+
+/// The longest API token name.
+pub const MAX_TOKEN_NAME: usize = 100;
+
+/// Makes an API token named `name` for `user`; returns its id and the token (shown once).
+pub fn create_api_token(store: &dyn Store, user: UserId, name: &str) -> Result<(i64, String), AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
+        return Err(AccountError::BadTokenName);
+    }
+    let token = crate::tokens::new_token();
+    let id = store.add_api_token(user, name, &crate::tokens::token_hash(&token))?;
+    Ok((id, token))
 }
 
 #[cfg(test)]

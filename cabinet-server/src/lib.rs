@@ -6,10 +6,12 @@
 //! - [`store`]: the `Store` trait and its SQLite backend — the only SQL.
 //! - [`web`]: the axum router and handlers.
 //! - [`tokens`]: device and API tokens (only their SHA-256 is stored).
+//! - [`demo`]: `cabinet-server demo`, the whole system on one machine with simulated registers.
 #![deny(missing_docs)]
 
 pub mod accounts;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod ingest;
 pub mod portal;
@@ -40,7 +42,7 @@ pub async fn serve(
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = web::router(web::AppState { store });
+    let app = web::router(web::AppState::new(store), config.tls.is_some());
     listener.set_nonblocking(true)?;
     match &config.tls {
         None => {

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cabinet_server::accounts;
 use cabinet_server::config::Config;
-use cabinet_server::store::{NewDevice, ObjectId};
+use cabinet_server::store::{NewDevice, ObjectId, Role};
 use cabinet_server::tokens;
 use clap::{Parser, Subcommand};
 use protocol::{RegNumber, Serial, Unp};
@@ -46,6 +47,70 @@ enum Admin {
     Device {
         #[command(subcommand)]
         command: DeviceCmd,
+    },
+    /// Merchant users.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
+    /// Operator accounts for the back office.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a merchant user; prints the generated password.
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        email: String,
+        /// A taxpayer the user holds (repeat for several).
+        #[arg(long = "unp", required = true, value_parser = parse::<Unp>)]
+        unps: Vec<Unp>,
+    },
+    /// Give a user another taxpayer.
+    Link {
+        #[arg(long)]
+        login: String,
+        #[arg(long, value_parser = parse::<Unp>)]
+        unp: Unp,
+    },
+    /// Give a user a new generated password (ending their sessions); prints it.
+    ResetPassword {
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make an API token for a user; prints it.
+    Create {
+        #[arg(long)]
+        login: String,
+        /// What the token is for.
+        #[arg(long, default_value = "API")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Add an operator account; prints the generated password.
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = "")]
+        email: String,
     },
 }
 
@@ -186,6 +251,23 @@ fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
                 }
             }
         },
+        Admin::User { command } => match command {
+            UserCmd::Add { login, email, unps } => {
+                let (_, password) = accounts::create_user(store.as_ref(), &login, &email, Role::Merchant, &unps)?;
+                println!("{password}");
+            }
+            UserCmd::Link { login, unp } => store.link_user(&login, unp)?,
+            UserCmd::ResetPassword { login } => println!("{}", accounts::reset_password(store.as_ref(), &login)?),
+        },
+        Admin::Token { command: TokenCmd::Create { login, name } } => {
+            let user = store.user_by_login(&login)?.with_context(|| format!("пользователь {login} не найден"))?;
+            let (_, token) = accounts::create_api_token(store.as_ref(), user.id, &name)?;
+            println!("{token}");
+        }
+        Admin::Operator { command: OperatorCmd::Add { login, email } } => {
+            let (_, password) = accounts::create_user(store.as_ref(), &login, &email, Role::Operator, &[])?;
+            println!("{password}");
+        }
     }
     Ok(())
 }

@@ -1,21 +1,83 @@
 //! The HTTP side: the router and what every handler shares.
+//!
+//! - [`ingest`]: the registers' batches (CBOR, device tokens).
+//! - [`auth`]: sessions, API tokens, CSRF, the login guard.
+//! - [`api`]: the merchant JSON API and its exports (CONTRACTS §3).
+//! - [`pages`]: the portal's pages (askama templates in `templates/`).
 
+pub mod api;
+pub mod auth;
 pub mod ingest;
+pub mod pages;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use crate::store::Store;
+use crate::portal::QueryError;
+use crate::store::{Store, StoreError};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Failed logins per account.
+    pub guard: auth::SharedGuard,
 }
 
-/// The whole router: ingest now; the portal and the API join it.
-pub fn router(state: AppState) -> Router {
-    Router::new().merge(ingest::routes()).with_state(state)
+impl AppState {
+    /// The state over `store`.
+    pub fn new(store: Arc<dyn Store>) -> AppState {
+        AppState { store, guard: Arc::default() }
+    }
+
+    /// Runs store work off the async threads (SQLite calls block).
+    pub async fn blocking<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Database(format!("a store task failed: {e}")).into()))
+    }
+}
+
+/// The whole router: ingest (device tokens, no session), and the portal and API behind the
+/// session layer. `secure` marks the session cookie `Secure` (set when serving HTTPS).
+pub fn router(state: AppState, secure: bool) -> Router {
+    let sessions = auth::session_layer(state.store.clone(), secure);
+    let portal = Router::new().merge(api::routes()).merge(pages::routes()).layer(sessions);
+    Router::new().merge(ingest::routes()).merge(portal).with_state(state)
+}
+
+/// The JSON error of CONTRACTS: `{"error": {"code", "message"}}`.
+pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+impl QueryError {
+    /// The HTTP status and error code for this error.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            QueryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            QueryError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            QueryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        if status.is_server_error() {
+            tracing::error!("{self}");
+            return api_error(status, code, "хранилище недоступно, попробуйте позже");
+        }
+        api_error(status, code, &self.to_string())
+    }
 }

@@ -1,0 +1,272 @@
+//! The merchant JSON API (CONTRACTS §3): the same query layer as the pages; every list also
+//! answers `?format=xlsx|pdf|csv` with the file the portal's export buttons download.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use chrono::Utc;
+use protocol::{RegNumber, Unp};
+use serde::Deserialize;
+
+use super::auth::Viewer;
+use super::{AppState, api_error};
+use crate::export::{self, Format, Report};
+use crate::portal::{self, EquipmentView, QueryError};
+use crate::store::{ObjectDetails, ObjectId};
+
+/// The API's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/unps", get(unps))
+        .route("/api/v1/unps/{unp}/equipment", get(equipment))
+        .route("/api/v1/equipment/{reg}/documents", get(documents))
+        .route("/api/v1/equipment/{reg}/events", get(events))
+        .route("/api/v1/equipment/{reg}/cumulative-totals", get(cumulative))
+        .route("/api/v1/documents/{uid}", get(document))
+        .route("/api/v1/objects", get(objects))
+        .route("/api/v1/objects/{id}", put(update_object))
+        .route("/api/v1/tokens", get(tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found", "нет такого адреса API") })
+}
+
+/// The query string of the lists.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// Start of the period.
+    pub from: Option<String>,
+    /// End of the period.
+    pub to: Option<String>,
+    /// Document kinds, comma-separated.
+    pub kinds: Option<String>,
+    /// Event codes, comma-separated.
+    pub codes: Option<String>,
+    /// `xlsx`, `pdf` or `csv` for a file; JSON when absent.
+    pub format: Option<String>,
+}
+
+/// The export format asked for, if any; an unknown one is a clear `400`.
+fn format_of(query: &ListQuery) -> Result<Option<Format>, QueryError> {
+    query
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "json")
+        .map(|f| Format::parse(f).ok_or_else(|| QueryError::BadRequest(format!("format: xlsx, pdf или csv, не {f:?}"))))
+        .transpose()
+}
+
+/// A parsed id from the path; a malformed one is as unknown as a missing one.
+fn path_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, QueryError> {
+    text.parse().map_err(|_| QueryError::NotFound(format!("{what} {text}")))
+}
+
+/// The file of `report`, named `<stem>.<ext>`.
+pub fn file(report: &Report, format: Format, stem: &str) -> Response {
+    match export::render(report, format) {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, format.content_type().to_owned()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{stem}.{}\"", format.extension())),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("export failed: {e}");
+            api_error(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", &e.to_string())
+        }
+    }
+}
+
+/// JSON, or the file when a format is asked for.
+fn answer(json: serde_json::Value, export: Option<(Format, Report, String)>) -> Response {
+    match export {
+        Some((format, report, stem)) => file(&report, format, &stem),
+        None => Json(json).into_response(),
+    }
+}
+
+async fn unps(State(state): State<AppState>, viewer: Viewer) -> Result<Response, QueryError> {
+    let list = state.blocking(move |s| s.taxpayers(&viewer.scope).map_err(QueryError::from)).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn equipment(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(unp): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let unp: Unp = path_id(&unp, "УНП")?;
+    let list = state.blocking(move |s| portal::equipment(s, &viewer.scope, unp)).await?;
+    let json = serde_json::to_value(list.iter().map(EquipmentView::new).collect::<Vec<_>>()).expect("serializable");
+    Ok(answer(json, format.map(|f| (f, portal::equipment_report(&list), format!("equipment-{unp}")))))
+}
+
+async fn documents(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(reg): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let reg: RegNumber = path_id(&reg, "касса")?;
+    let list = state
+        .blocking(move |s| {
+            portal::documents(
+                s,
+                &viewer.scope,
+                reg,
+                query.from.as_deref(),
+                query.to.as_deref(),
+                query.kinds.as_deref(),
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(reg): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let reg: RegNumber = path_id(&reg, "касса")?;
+    let list = state
+        .blocking(move |s| {
+            portal::events(
+                s,
+                &viewer.scope,
+                reg,
+                query.from.as_deref(),
+                query.to.as_deref(),
+                query.codes.as_deref(),
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("events-{reg}")))))
+}
+
+async fn cumulative(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(reg): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let reg: RegNumber = path_id(&reg, "касса")?;
+    let list = state.blocking(move |s| portal::cumulative(s, &viewer.scope, reg)).await?;
+    let json = serde_json::to_value(&list.lines).expect("serializable");
+    Ok(answer(json, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))))
+}
+
+async fn document(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(uid): Path<String>,
+) -> Result<Response, QueryError> {
+    let detail = state.blocking(move |s| portal::document(s, &viewer.scope, &uid)).await?;
+    Ok(Json(detail.to_json()).into_response())
+}
+
+async fn objects(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let list = state.blocking(move |s| s.objects(&viewer.scope).map_err(QueryError::from)).await?;
+    let json = serde_json::to_value(&list).expect("serializable");
+    Ok(answer(json, format.map(|f| (f, portal::objects_report(&list), "objects".to_owned()))))
+}
+
+/// The CSRF header a cookie-authenticated write must carry.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+async fn csrf_guard(viewer: &Viewer, headers: &HeaderMap) -> Result<(), Response> {
+    let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if viewer.csrf_ok(presented).await {
+        Ok(())
+    } else {
+        Err(api_error(StatusCode::FORBIDDEN, "csrf", "запрос без CSRF-токена сеанса (заголовок X-CSRF-Token)"))
+    }
+}
+
+async fn update_object(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ObjectDetails>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Response> {
+    csrf_guard(&viewer, &headers).await?;
+    let id: ObjectId = ObjectId(path_id(&id, "торговый объект").map_err(IntoResponse::into_response)?);
+    let Json(details) = body.map_err(|e| {
+        api_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("ожидается JSON с полями actual_address, working_hours, contacts, notes: {}", e.body_text()),
+        )
+    })?;
+    let object = state
+        .blocking(move |s| portal::update_object(s, &viewer.scope, id, details))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(Json(object).into_response())
+}
+
+async fn tokens(State(state): State<AppState>, viewer: Viewer) -> Result<Response, QueryError> {
+    let id = viewer.user.id;
+    let list = state.blocking(move |s| s.api_tokens(id).map_err(QueryError::from)).await?;
+    Ok(Json(list).into_response())
+}
+
+/// The body of `POST /api/v1/tokens`.
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Response> {
+    csrf_guard(&viewer, &headers).await?;
+    let Json(NewToken { name }) = body.map_err(|e| {
+        api_error(StatusCode::BAD_REQUEST, "bad_request", &format!("ожидается {{\"name\"}}: {}", e.body_text()))
+    })?;
+    let user = viewer.user.id;
+    let name = name.trim().to_owned();
+    let named = name.clone();
+    let (id, token) = state
+        .blocking(move |s| crate::accounts::create_api_token(s, user, &named))
+        .await
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id, "name": name, "token": token}))).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    csrf_guard(&viewer, &headers).await?;
+    let id: i64 = path_id(&id, "токен").map_err(IntoResponse::into_response)?;
+    let user = viewer.user.id;
+    state
+        .blocking(move |s| s.revoke_api_token(user, id).map_err(QueryError::from))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
