@@ -4,6 +4,8 @@
 //! another one (the ARM64 build) and `AGENT_RUNNER` names a program to run it with
 //! (`qemu-aarch64`).
 
+pub mod portal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
