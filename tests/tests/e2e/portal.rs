@@ -784,3 +784,175 @@ async fn every_list_exports_to_excel_pdf_and_csv_and_bad_parameters_say_what_is_
     let missing = api.send(api.request(Method::GET, "/api/v1/nothing").header("authorization", &bearer)).await;
     assert_eq!(missing.status, 404);
 }
+
+/// Compares `page` (with its CSRF token and today's times masked) with the committed
+/// snapshot `tests/snapshots/<name>.html`; `UPDATE_SNAPSHOTS=1` rewrites the snapshots.
+fn snapshot(name: &str, page: &e2e::portal::Page) {
+    let mut text = page.text.clone();
+    if let Some(at) = text.find("name=\"csrf\" value=\"") {
+        let csrf = text[at + 19..].split('"').next().unwrap().to_owned();
+        text = text.replace(&csrf, "CSRF");
+    }
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Minsk).format("%d.%m.%Y").to_string();
+    while let Some(at) = text.find(&today) {
+        text.replace_range(at..at + 19, "DD.MM.YYYY hh:mm:ss");
+    }
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("snapshots").join(format!("{name}.html"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1 to make it)", path.display()));
+    assert!(
+        text == expected,
+        "page {name} differs from {}; if the change is meant, UPDATE_SNAPSHOTS=1",
+        path.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_with_the_manuals_words() {
+    let server = PortalServer::start().await;
+    let store = server.store.as_ref();
+    let a = add_tenant(store, UNP_A, "Торговое частное унитарное предприятие \"АВТО-КОМБИ\"", "demo", &["119026501"]);
+    store.add_taxpayer(UNP_B.parse().unwrap(), "ООО «Второе»").unwrap();
+    store.link_user("demo", UNP_B.parse().unwrap()).unwrap();
+    let reg = a.registers[0];
+    let mut journal = Journal::new(reg);
+    let t = |s: &str| at(&format!("2024-10-11T{s}+03:00"));
+    let opened = t("15:04:05");
+    let mut shift = Summary::default();
+    for body in [
+        DocumentBody::CashIn { amount: Money::from_kopecks(5000) },
+        DocumentBody::Payment { items: vec![e2e::chocolate()], tenders: tenders(479, 0, 0) },
+        DocumentBody::Payment {
+            items: vec![item("Вода", 279), item("Хлеб", 200)], tenders: tenders(0, 279, 200)
+        },
+        DocumentBody::Return { ref_number: None, items: vec![e2e::chocolate()], tenders: tenders(479, 0, 0) },
+    ] {
+        shift.add_body(&body);
+        journal.document(t("15:30:00"), body);
+    }
+    journal.document(t("15:32:43"), DocumentBody::ShiftReport(ShiftReport::new(opened, &shift, Money::ZERO)));
+    let uid = protocol::Uid::new(&journal.unsent[1].hash, reg).to_string();
+    journal.deliver(store, t("15:32:50"), 100);
+
+    let mut browser = Browser::new(&server.url);
+    snapshot("login", &browser.get("/login").await);
+    browser.login(&a.login, &a.password).await;
+    let day = "from=2024-10-11T00:00&to=2024-10-11T23:59";
+    let pages = [
+        (
+            "equipment",
+            "/equipment".to_owned(),
+            &[
+                "Кассовое оборудование",
+                "Субъект хозяйствования",
+                "Торговый объект",
+                "РН СККО",
+                "Номер СКО",
+                "Дата снаряжения",
+                "Экспорт в PDF",
+            ][..],
+        ),
+        (
+            "register",
+            format!("/equipment/{reg}"),
+            &[
+                "Дополнительная информация",
+                "Информация:",
+                "Дата и время передачи данных:",
+                "TitanPOS версия:",
+                "Дата и время завершения действия ТСОК:",
+            ][..],
+        ),
+        (
+            "documents",
+            format!("/equipment/{reg}/documents?{day}"),
+            &[
+                "Тип документа",
+                "Номер документа",
+                "UID",
+                "Сумма наличными",
+                "Сумма безналичными",
+                "Сумма иными",
+                "Сумма общая",
+                "Выручка",
+                "ИТОГО",
+                "Наличными",
+                "Картой",
+                "Прочее",
+                "Получить",
+            ][..],
+        ),
+        (
+            "documents-payments",
+            format!("/equipment/{reg}/documents?{day}&kind=payment"),
+            &["Платежный документ (2)", "Возврат (0)"][..],
+        ),
+        (
+            "events",
+            format!("/equipment/{reg}/events?{day}"),
+            &[
+                "События по",
+                "Код события",
+                "Тип события",
+                "Параметр события",
+                "Дата и время формирования события",
+                "Дата и время отправки события",
+                "Состояние передачи в АИС ККО",
+            ][..],
+        ),
+        (
+            "cumulative",
+            format!("/equipment/{reg}/cumulative"),
+            &["Накопительный итог по", "№ Смены", "Накопительный итог"][..],
+        ),
+        ("document", format!("/documents/{uid}"), &["ПЛАТЕЖНЫЙ ДОКУМЕНТ", "НАЛИЧНЫМИ 4.79", "Версия для печати"][..]),
+        ("print", format!("/documents/{uid}/print"), &["ИТОГО К ОПЛАТЕ 4.79", "@page"][..]),
+        (
+            "objects",
+            "/objects".to_owned(),
+            &[
+                "Торговые объекты",
+                "Адрес торгового объекта по АИС ККО:",
+                "Фактический Адрес торгового объекта:",
+                "Время работы:",
+                "Контактные данные:",
+                "Заметки:",
+                "Сохранить",
+            ][..],
+        ),
+        (
+            "account",
+            "/account".to_owned(),
+            &["Мой кабинет", "Новый пароль", "Повторно", "большие-маленькие латинские буквы + цифры", "API-токены"][..],
+        ),
+        ("unp", "/unp".to_owned(), &["Смена УНП", "Выбран", "Выбрать"][..]),
+        ("not-found", "/equipment/999999999".to_owned(), &["Не найдено"][..]),
+    ];
+    for (name, path, words) in pages {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, if name == "not-found" { 404 } else { 200 }, "{path}");
+        assert!(page.content_type.starts_with("text/html"), "{path}");
+        for word in words {
+            assert!(page.text.contains(word), "{name} lacks {word:?}");
+        }
+        // Смена УНП is in the menu only for a user with several УНП.
+        if name != "print" {
+            assert!(page.text.contains("href=\"/unp\""), "{name}: the menu offers Смена УНП");
+        }
+        snapshot(name, &page);
+    }
+    let mut single = Browser::new(&server.url);
+    let b = add_tenant(store, "190000005", "ООО «Один»", "single", &[]);
+    single.login(&b.login, &b.password).await;
+    assert!(!single.get("/equipment").await.text.contains("href=\"/unp\""), "one УНП: no Смена УНП");
+    // Choosing the other УНП switches the equipment page.
+    let csrf = browser.get("/unp").await.csrf();
+    let chosen = browser.post_form("/unp", &[("csrf", &csrf), ("unp", UNP_B)]).await;
+    assert_eq!(chosen.location.as_deref(), Some("/equipment"));
+    let page = browser.get("/equipment").await;
+    assert!(page.text.contains(&format!("УНП {UNP_B}")) && page.text.contains("нет зарегистрированных касс"));
+}
