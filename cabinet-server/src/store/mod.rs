@@ -402,7 +402,7 @@ pub trait Store: Send + Sync + 'static {
     fn user_for_api_token(&self, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<Option<UserId>, StoreError>;
     /// Stores a new session; `false` if the id is taken.
     fn create_session(&self, session: &SessionRecord) -> Result<bool, StoreError>;
-    /// Stores a session, new or not.
+    /// Rewrites a stored session; one that has ended stays ended.
     fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// A live session (not expired at `now`, Unix seconds).
     fn load_session(&self, id_hash: &[u8; 32], now: i64) -> Result<Option<SessionRecord>, StoreError>;

@@ -618,10 +618,10 @@ impl Store for SqliteStore {
     }
 
     fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        // An update only: a session ended meanwhile (logout, a password change elsewhere)
+        // must stay ended, not come back with a late save.
         self.conn().execute(
-            "INSERT INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id_hash) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
-                 expires_at = excluded.expires_at",
+            "UPDATE sessions SET user_id = ?2, data = ?3, expires_at = ?4 WHERE id_hash = ?1",
             params![session.id_hash.as_slice(), session.user.map(|u| u.0), session.data, session.expires_at],
         )?;
         Ok(())

@@ -38,8 +38,11 @@ pub const SELECTED_UNP: &str = "unp";
 
 /// The session layer over the store.
 pub fn session_layer(store: Arc<dyn Store>, secure: bool) -> SessionManagerLayer<SessionBackend> {
-    SessionManagerLayer::new(SessionBackend { store })
+    SessionManagerLayer::new(SessionBackend { store, saved: Arc::default() })
         .with_name(COOKIE)
+        // Saved on every request, so the idle timeout counts from the last request; the
+        // backend skips writes that would change nothing but a few seconds of expiry.
+        .with_always_save(true)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure)
@@ -51,6 +54,19 @@ pub fn session_layer(store: Arc<dyn Store>, secure: bool) -> SessionManagerLayer
 #[derive(Clone)]
 pub struct SessionBackend {
     store: Arc<dyn Store>,
+    /// What was last written or read per session: its data's hash and expiry.
+    saved: Arc<Mutex<HashMap<[u8; 32], (u64, i64)>>>,
+}
+
+/// A session's expiry is rewritten only when it moved this much (seconds): a page view
+/// must not cost a disk write each time.
+const EXPIRY_SLACK: i64 = 60;
+
+fn data_hash(data: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl std::fmt::Debug for SessionBackend {
@@ -78,6 +94,21 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 impl SessionBackend {
+    fn remember(&self, row: &SessionRecord) {
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        if saved.len() > 100_000 {
+            saved.clear();
+        }
+        saved.insert(row.id_hash, (data_hash(&row.data), row.expires_at));
+    }
+
+    fn unchanged(&self, row: &SessionRecord) -> bool {
+        let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        saved.get(&row.id_hash).is_some_and(|(hash, expires)| {
+            *hash == data_hash(&row.data) && (row.expires_at - expires).abs() < EXPIRY_SLACK
+        })
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
@@ -92,7 +123,9 @@ impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         loop {
             let row = to_row(record)?;
-            if self.blocking(move |s| s.create_session(&row)).await? {
+            let written = row.clone();
+            if self.blocking(move |s| s.create_session(&written)).await? {
+                self.remember(&row);
                 return Ok(());
             }
             record.id = Id::default();
@@ -101,13 +134,20 @@ impl SessionStore for SessionBackend {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let row = to_row(record)?;
-        self.blocking(move |s| s.save_session(&row)).await
+        if self.unchanged(&row) {
+            return Ok(());
+        }
+        let written = row.clone();
+        self.blocking(move |s| s.save_session(&written)).await?;
+        self.remember(&row);
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let hash = session_id_hash(id);
         let now = Utc::now().timestamp();
         let Some(row) = self.blocking(move |s| s.load_session(&hash, now)).await? else { return Ok(None) };
+        self.remember(&row);
         Ok(Some(Record {
             id: *id,
             data: serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?,
@@ -117,6 +157,7 @@ impl SessionStore for SessionBackend {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let hash = session_id_hash(id);
+        self.saved.lock().unwrap_or_else(|p| p.into_inner()).remove(&hash);
         self.blocking(move |s| s.delete_session(&hash)).await
     }
 }
