@@ -157,52 +157,9 @@ impl Agent {
     }
 }
 
-/// A minimal keep-alive HTTP/1.1 client, so that the figures are the agent's and not an
-/// HTTP client library's.
-struct RawClient {
-    stream: tokio::io::BufStream<tokio::net::TcpStream>,
-}
-
-impl RawClient {
-    async fn connect(url: &str) -> RawClient {
-        let address = url.trim_start_matches("http://");
-        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        RawClient { stream: tokio::io::BufStream::new(stream) }
-    }
-
-    /// POSTs `body` to `path`; returns the status.
-    async fn post(&mut self, path: &str, body: &str) -> u16 {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.write_all(request.as_bytes()).await.unwrap();
-        self.stream.flush().await.unwrap();
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut answer = vec![0; length];
-        self.stream.read_exact(&mut answer).await.unwrap();
-        status
-    }
-}
-
 /// Latencies of `n` sequential payments from one client.
+use e2e::RawClient;
+
 async fn one_client(url: &str, n: usize) -> Vec<Duration> {
     let mut client = RawClient::connect(url).await;
     let body = payment_body();

@@ -533,3 +533,52 @@ pub fn prefill_journal(data_dir: &Path, n: u64) {
         tx.commit().unwrap();
     }
 }
+
+/// A minimal keep-alive HTTP/1.1 client for the benchmarks, so that the figures are the
+/// server's and not an HTTP client library's.
+pub struct RawClient {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+}
+
+impl RawClient {
+    /// Connects to `url` (`http://host:port`).
+    pub async fn connect(url: &str) -> RawClient {
+        let address = url.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient { stream: tokio::io::BufStream::new(stream) }
+    }
+
+    /// POSTs a JSON `body` to `path`; returns the status.
+    pub async fn post(&mut self, path: &str, body: &str) -> u16 {
+        self.send("POST", path, "Content-Type: application/json\r\n", body).await.0
+    }
+
+    /// Sends one request (`headers` each ending in CRLF); returns the status and the body.
+    pub async fn send(&mut self, method: &str, path: &str, headers: &str, body: &str) -> (u16, Vec<u8>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len());
+        self.stream.write_all(request.as_bytes()).await.unwrap();
+        self.stream.flush().await.unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        self.stream.read_exact(&mut answer).await.unwrap();
+        (status, answer)
+    }
+}

@@ -84,7 +84,9 @@ fn to_row(record: &Record) -> session_store::Result<SessionRecord> {
     Ok(SessionRecord {
         id_hash: session_id_hash(&record.id),
         user: record.data.get(USER).and_then(serde_json::Value::as_i64).map(UserId),
-        data: serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?,
+        // Keys sorted, so equal data always gives equal text (a `HashMap` iterates in any order).
+        data: serde_json::to_string(&record.data.iter().collect::<std::collections::BTreeMap<_, _>>())
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?,
         expires_at: record.expiry_date.unix_timestamp(),
     })
 }
@@ -147,12 +149,13 @@ impl SessionStore for SessionBackend {
         let hash = session_id_hash(id);
         let now = Utc::now().timestamp();
         let Some(row) = self.blocking(move |s| s.load_session(&hash, now)).await? else { return Ok(None) };
-        self.remember(&row);
-        Ok(Some(Record {
+        let record = Record {
             id: *id,
             data: serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?,
             expiry_date: time::OffsetDateTime::from_unix_timestamp(row.expires_at).map_err(backend)?,
-        }))
+        };
+        self.remember(&to_row(&record)?);
+        Ok(Some(record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

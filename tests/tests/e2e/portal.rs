@@ -956,3 +956,83 @@ async fn every_page_renders_with_the_manuals_words() {
     let page = browser.get("/equipment").await;
     assert!(page.text.contains(&format!("УНП {UNP_B}")) && page.text.contains("нет зарегистрированных касс"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_command_line_makes_users_tokens_and_operators_and_https_marks_the_cookie_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut server = e2e::ServerProcess::configure(dir.path());
+    let mut config = std::fs::read_to_string(&server.config_path).unwrap();
+    config.push_str(&format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert_path.display(), key_path.display()));
+    std::fs::write(&server.config_path, config).unwrap();
+    server.register_device("119026501", "AVQ11169990740");
+    server.admin(&["admin", "unp", "add", "--unp", UNP_B, "--name", "ООО «Второе»"]);
+
+    // `user add` prints the password alone as its last line; `user link` adds a УНП.
+    let password = server.admin(&["admin", "user", "add", "--login", "ivanov", "--email", "i@example.by", "--unp", UNP_A]);
+    assert_eq!(password.len(), 16, "{password}");
+    server.admin(&["admin", "user", "link", "--login", "ivanov", "--unp", UNP_B]);
+    let token = server.admin(&["admin", "token", "create", "--login", "ivanov"]);
+    assert_eq!(token.len(), 64);
+    let operator = server.admin(&["admin", "operator", "add", "--login", "operator-1"]);
+    assert_eq!(operator.len(), 16);
+    // Bad input: a clear message, a failing status, nothing added.
+    for (args, says) in [
+        (vec!["admin", "user", "add", "--login", "иванов", "--email", "x@y.by", "--unp", UNP_A], "логин"),
+        (vec!["admin", "user", "add", "--login", "ivanov", "--email", "x@y.by", "--unp", UNP_A], "уже существует"),
+        (vec!["admin", "user", "add", "--login", "petrov", "--email", "x@y.by", "--unp", "100231651"], "УНП"),
+        (vec!["admin", "user", "link", "--login", "nobody", "--unp", UNP_A], "не найден"),
+        (vec!["admin", "token", "create", "--login", "nobody"], "не найден"),
+    ] {
+        let output = std::process::Command::new(e2e::server_binary())
+            .arg("--config")
+            .arg(&server.config_path)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+
+    server.start();
+    let https = server.url.replace("http://127.0.0.1", "https://localhost");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", server.url.trim_start_matches("http://").parse().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{https}/login"))
+        .form(&[("login", "ivanov"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    let unps: Value = client
+        .get(format!("{https}/api/v1/unps"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unps.as_array().unwrap().len(), 2, "{unps}");
+    // A new password from the operator ends the old one.
+    let reset = server.admin(&["admin", "user", "reset-password", "--login", "ivanov"]);
+    assert_ne!(reset, password);
+    let old = client
+        .post(format!("{https}/login"))
+        .form(&[("login", "ivanov"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+}
