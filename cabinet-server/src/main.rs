@@ -1,10 +1,11 @@
-//! `cabinet-server`: `serve`, and the operator's `admin` commands (CONTRACTS §4).
+//! `cabinet-server`: `serve`, the operator's `admin` commands and the `demo` (CONTRACTS §4).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cabinet_server::accounts;
 use cabinet_server::config::Config;
+use cabinet_server::demo::DemoOptions;
 use cabinet_server::store::{NewDevice, ObjectId, Role};
 use cabinet_server::tokens;
 use clap::{Parser, Subcommand};
@@ -28,6 +29,16 @@ enum Cmd {
     Admin {
         #[command(subcommand)]
         command: Admin,
+    },
+    /// The whole system on one machine: an embedded database, demo data and two simulated
+    /// registers feeding it; prints the portal's URL and a login.
+    Demo {
+        /// Where the demo keeps its database and the registers' journals (reused on a rerun).
+        #[arg(long, default_value = "cabinet-demo")]
+        data_dir: PathBuf,
+        /// Where the portal listens.
+        #[arg(long, default_value = cabinet_server::config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -191,14 +202,19 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve => serve(config),
         Cmd::Admin { command } => admin(&config, command),
+        Cmd::Demo { data_dir, listen } => demo(DemoOptions { data_dir, listen }),
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging();
     let store = cabinet_server::open_store(&config).context("cannot open the database")?;
     let listener =
         std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -206,6 +222,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("serving on {scheme}://{}", listener.local_addr()?);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(cabinet_server::serve(&config, listener, store, shutdown_signal())).context("server failed")
+}
+
+fn demo(options: DemoOptions) -> anyhow::Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(cabinet_server::demo::run(options, shutdown_signal()))
 }
 
 async fn shutdown_signal() {
