@@ -171,7 +171,8 @@ async fn main() {
 
     let rounds = env("BENCH_ROUNDS", 300) as usize;
     let mut results = Vec::new();
-    for (name, store, dir, days) in [("small", small, root.join("small"), 1), ("big", big, root.join("big"), big_days)] {
+    for (name, store, dir, days) in [("small", small, root.join("small"), 1), ("big", big, root.join("big"), big_days)]
+    {
         let server = PortalServer::start_on(tempfile::tempdir_in(&root).unwrap(), store).await;
         let mut browser = signed_in(&server).await;
         let conn = rusqlite::Connection::open_with_flags(

@@ -723,7 +723,8 @@ impl Store for SqliteStore {
     fn document(&self, scope: &Scope, uid: &str) -> Result<StoredDocument, StoreError> {
         let not_found = || StoreError::NotFound(format!("документ {uid}"));
         self.read(|conn| {
-            let found: Option<(String, Vec<u8>, Vec<u8>, Option<String>)> = conn
+            type Found = (String, Vec<u8>, Vec<u8>, Option<String>);
+            let found: Option<Found> = conn
                 .prepare_cached(
                     "SELECT d.reg_number, e.hash, e.payload, e.reason FROM documents d
                      JOIN entries e ON e.reg_number = d.reg_number AND e.seq = d.seq WHERE d.uid = ?1",

@@ -54,9 +54,12 @@ pub fn session_layer(store: Arc<dyn Store>, secure: bool) -> SessionManagerLayer
 #[derive(Clone)]
 pub struct SessionBackend {
     store: Arc<dyn Store>,
-    /// What was last written or read per session: its data's hash and expiry.
-    saved: Arc<Mutex<HashMap<[u8; 32], (u64, i64)>>>,
+    /// What was last written or read per session.
+    saved: Arc<Mutex<HashMap<[u8; 32], Saved>>>,
 }
+
+/// A session as last written or read: its data's hash and its expiry.
+type Saved = (u64, i64);
 
 /// A session's expiry is rewritten only when it moved this much (seconds): a page view
 /// must not cost a disk write each time.

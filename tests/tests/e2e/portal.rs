@@ -972,7 +972,8 @@ async fn the_operator_command_line_makes_users_tokens_and_operators_and_https_ma
     server.admin(&["admin", "unp", "add", "--unp", UNP_B, "--name", "ООО «Второе»"]);
 
     // `user add` prints the password alone as its last line; `user link` adds a УНП.
-    let password = server.admin(&["admin", "user", "add", "--login", "ivanov", "--email", "i@example.by", "--unp", UNP_A]);
+    let password =
+        server.admin(&["admin", "user", "add", "--login", "ivanov", "--email", "i@example.by", "--unp", UNP_A]);
     assert_eq!(password.len(), 16, "{password}");
     server.admin(&["admin", "user", "link", "--login", "ivanov", "--unp", UNP_B]);
     let token = server.admin(&["admin", "token", "create", "--login", "ivanov"]);
@@ -1015,15 +1016,8 @@ async fn the_operator_command_line_makes_users_tokens_and_operators_and_https_ma
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
-    let unps: Value = client
-        .get(format!("{https}/api/v1/unps"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unps: Value =
+        client.get(format!("{https}/api/v1/unps")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(unps.as_array().unwrap().len(), 2, "{unps}");
     // A new password from the operator ends the old one.
     let reset = server.admin(&["admin", "user", "reset-password", "--login", "ivanov"]);
@@ -1035,4 +1029,61 @@ async fn the_operator_command_line_makes_users_tokens_and_operators_and_https_ma
         .await
         .unwrap();
     assert_eq!(old.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_month_of_history_and_live_registers_with_the_printed_login() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = std::process::Command::new(e2e::server_binary())
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout).lines().take(4).map(Result::unwrap).collect::<Vec<_>>()
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(300), lines).await.expect("the demo became ready").unwrap();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let url = lines[0].strip_prefix("Личный кабинет: ").unwrap().trim_end_matches('/').to_owned();
+    assert_eq!(lines[1], "Логин: demo");
+    let password = &lines[3];
+
+    let mut browser = Browser::new(&url);
+    browser.login("demo", password).await;
+    let equipment = browser.get("/equipment").await;
+    for words in ["АВТО-КОМБИ", "AVQ11169990740", "AVQ11071128569", "Офис Колодищи"] {
+        assert!(equipment.text.contains(words), "the equipment page lacks {words:?}");
+    }
+    // A month of history: every register has shift reports whose totals add up, and
+    // documents on a past day.
+    let week_ago = (chrono::Utc::now() - TimeDelta::days(7)).with_timezone(&chrono_tz::Europe::Minsk).date_naive();
+    for reg in ["119026501", "119017625"] {
+        let totals = browser.get(&format!("/api/v1/equipment/{reg}/cumulative-totals")).await.json();
+        let totals = totals.as_array().unwrap();
+        assert!(totals.len() >= 25, "{reg}: {} shift reports", totals.len());
+        assert!(totals.iter().all(|t| t["consistent"] == true), "{reg}: {totals:?}");
+        let day = browser.get(&format!("/api/v1/equipment/{reg}/documents?from={week_ago}&to={week_ago}")).await.json();
+        assert!(day["summary"]["kinds"]["payment"]["count"].as_u64().unwrap() >= 10, "{reg}: {}", day["summary"]);
+        assert!(day["documents"].as_array().unwrap().iter().all(|d| d["status"] == "delivered"));
+    }
+    // Live: new documents keep arriving.
+    let count = async |browser: &mut Browser| {
+        let list = browser.get("/api/v1/equipment/119026501/documents").await.json();
+        list["documents"].as_array().unwrap().len()
+    };
+    let before = count(&mut browser).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(&mut browser).await <= before {
+        assert!(std::time::Instant::now() < deadline, "no live sale within a minute");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // SIGTERM stops it cleanly.
+    unsafe { libc::kill(demo.id() as i32, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || demo.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status}");
 }
