@@ -118,11 +118,13 @@ pub fn create_user(
     Ok((id, password))
 }
 
-/// Gives `login` a new generated password (ending all their sessions); returns it.
+/// Gives `login` a new generated password, ending all their sessions and revoking their API
+/// tokens (a reset answers a lost or stolen password); returns the password.
 pub fn reset_password(store: &dyn Store, login: &str) -> Result<String, AccountError> {
     let user = store.user_by_login(login)?.ok_or_else(|| StoreError::NotFound(format!("пользователь {login}")))?;
     let password = generate_password();
     store.set_password(user.id, &hash_password(&password)?, None)?;
+    store.revoke_all_api_tokens(user.id)?;
     Ok(password)
 }
 

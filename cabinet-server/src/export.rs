@@ -150,11 +150,21 @@ pub fn to_csv(report: &Report) -> Vec<u8> {
         }
         push_csv_record(&mut out, table.columns.iter().map(String::as_str));
         for row in &table.rows {
-            let fields: Vec<String> = row.iter().map(Cell::plain_text).collect();
+            let fields: Vec<String> = row.iter().map(csv_field).collect();
             push_csv_record(&mut out, fields.iter().map(String::as_str));
         }
     }
     out.into_bytes()
+}
+
+/// A cell as a CSV field. Text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`
+/// first: a merchant's note, say) gets a leading `'`, so opening the file cannot execute
+/// it; amounts and numbers are written plain.
+fn csv_field(cell: &Cell) -> String {
+    match cell {
+        Cell::Text(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+        other => other.plain_text(),
+    }
 }
 
 /// Appends one CSV record and its CRLF.
@@ -997,6 +1007,20 @@ mod tests {
         assert_eq!(Cell::Money(money("876.4")).display_text(), "876.40");
         assert_eq!(Cell::Int(1234567).display_text(), "1234567");
         assert_eq!(Cell::Empty.display_text(), "");
+    }
+
+    #[test]
+    fn csv_text_cannot_become_a_spreadsheet_formula() {
+        let report = Report {
+            title: String::new(),
+            subtitle: None,
+            tables: vec![Table {
+                columns: vec!["Заметки".into(), "Выручка".into()],
+                rows: vec![vec![Cell::Text("=HYPERLINK(\"x\")".into()), Cell::Signed("-4.79".parse().unwrap())]],
+            }],
+        };
+        let csv = String::from_utf8(to_csv(&report)).unwrap();
+        assert_eq!(csv, "Заметки,Выручка\r\n\"'=HYPERLINK(\"\"x\"\")\",-4.79\r\n");
     }
 
     #[test]

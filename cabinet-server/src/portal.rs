@@ -40,48 +40,70 @@ impl From<StoreError> for QueryError {
     }
 }
 
+/// The longest period one request may ask for: a year's documents of one register is a
+/// few hundred thousand rows; more than that is an archive job, not a page.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
+/// Which end of a period a time is: a date alone means the day's start or its end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    From,
+    To,
+}
+
 /// The period asked for: `from`/`to` as RFC 3339, `YYYY-MM-DDTHH:MM` (the form's field) or
-/// `YYYY-MM-DD` (`to` then means the day's end), read in the register's time zone; each
-/// defaults to today's start or end there.
+/// `YYYY-MM-DD` (`to` then means the day's end), read in the register's time zone. `to`
+/// defaults to the end of today there, `from` to the start of `to`'s day.
 pub fn period(zone: Tz, from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Period, QueryError> {
-    let today = now.with_timezone(&zone).date_naive();
-    let from = match from.filter(|s| !s.is_empty()) {
-        Some(text) => instant(zone, text, NaiveTime::MIN, "from")?,
-        None => local(zone, today.and_time(NaiveTime::MIN)),
-    };
     let day_end = NaiveTime::from_hms_opt(23, 59, 59).expect("a valid time");
     let to = match to.filter(|s| !s.is_empty()) {
-        Some(text) => instant(zone, text, day_end, "to")?,
-        None => local(zone, today.and_time(day_end)),
+        Some(text) => instant(zone, text, End::To)?,
+        None => local(zone, now.with_timezone(&zone).date_naive().and_time(day_end), End::To),
+    };
+    let from = match from.filter(|s| !s.is_empty()) {
+        Some(text) => instant(zone, text, End::From)?,
+        None => local(zone, to.with_timezone(&zone).date_naive().and_time(NaiveTime::MIN), End::From),
     };
     if to < from {
         return Err(QueryError::BadRequest("начало периода позже его конца".into()));
     }
+    if to - from > chrono::TimeDelta::days(MAX_PERIOD_DAYS) {
+        return Err(QueryError::BadRequest(format!("период длиннее {MAX_PERIOD_DAYS} дней: запросите его частями")));
+    }
     Ok(Period { from, to })
 }
 
-fn instant(zone: Tz, text: &str, time_of_day: NaiveTime, name: &str) -> Result<DateTime<Utc>, QueryError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+fn instant(zone: Tz, text: &str, end: End) -> Result<DateTime<Utc>, QueryError> {
+    let name = if end == End::From { "from" } else { "to" };
+    // An unencoded `+` of an offset arrives as a space.
+    let text = text.trim().replace(' ', "+");
+    if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M") {
+    if let Ok(t) = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M") {
         // The form's minutes: the end of a period includes its whole last minute.
-        let t = if name == "to" { t + chrono::TimeDelta::seconds(59) } else { t };
-        return Ok(local(zone, t));
+        let t = if end == End::To { t + chrono::TimeDelta::seconds(59) } else { t };
+        return Ok(local(zone, t, end));
     }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(local(zone, day.and_time(time_of_day)));
+    if let Ok(day) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        let time =
+            if end == End::To { NaiveTime::from_hms_opt(23, 59, 59).expect("a valid time") } else { NaiveTime::MIN };
+        return Ok(local(zone, day.and_time(time), end));
     }
     Err(QueryError::BadRequest(format!(
         "{name}: ожидается дата (2024-10-11), дата и время (2024-10-11T15:04) или RFC 3339, получено {text:?}"
     )))
 }
 
-/// A local time of `zone` as UTC; a time skipped by a clock change is read as the next
-/// valid one, and a repeated one as its earlier occurrence.
-fn local(zone: Tz, t: NaiveDateTime) -> DateTime<Utc> {
+/// A local time of `zone` as UTC. A time skipped by a clock change is read as the next valid
+/// one; a repeated one as its earlier occurrence for a period's start and its later one for
+/// its end, so the period holds the whole repeated hour.
+fn local(zone: Tz, t: NaiveDateTime, end: End) -> DateTime<Utc> {
     (0..180)
-        .find_map(|minutes| zone.from_local_datetime(&(t + chrono::TimeDelta::minutes(minutes))).earliest())
+        .find_map(|minutes| {
+            let candidates = zone.from_local_datetime(&(t + chrono::TimeDelta::minutes(minutes)));
+            if end == End::From { candidates.earliest() } else { candidates.latest() }
+        })
         .map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc))
 }
 
@@ -730,10 +752,26 @@ mod tests {
         );
         let p = period(minsk(), Some("2024-10-11T15:00"), Some("2024-10-11T15:30"), now).unwrap();
         assert_eq!(p.to.to_rfc3339(), "2024-10-11T12:30:59+00:00");
-        let p = period(minsk(), Some("2024-10-11T15:04:50+03:00"), None, now).unwrap();
+        let p = period(minsk(), Some("2024-10-11T15:04:50+03:00"), Some("2024-10-12"), now).unwrap();
         assert_eq!(p.from.to_rfc3339(), "2024-10-11T12:04:50+00:00");
         assert!(matches!(period(minsk(), Some("вчера"), None, now), Err(QueryError::BadRequest(_))));
+        // An offset's `+` sent unencoded arrives as a space.
+        let p = period(minsk(), Some("2024-10-11T15:04:50 03:00"), Some("2024-10-11"), now).unwrap();
+        assert_eq!(p.from.to_rfc3339(), "2024-10-11T12:04:50+00:00");
+        // `to` alone: that day.
+        let p = period(minsk(), None, Some("2024-10-11"), now).unwrap();
+        assert_eq!(p.from.to_rfc3339(), "2024-10-10T21:00:00+00:00");
+        assert!(period(minsk(), Some("2020-01-01"), Some("2024-10-11"), now).unwrap_err().to_string().contains("366"));
         assert!(matches!(period(minsk(), Some("2024-10-12"), Some("2024-10-11"), now), Err(QueryError::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_repeated_hour_belongs_wholly_to_a_period_ending_in_it() {
+        // Berlin repeats 02:00–03:00 on 27 October 2024.
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let p = period(berlin, Some("2024-10-27T02:30"), Some("2024-10-27T02:30"), Utc::now()).unwrap();
+        assert_eq!(p.from.to_rfc3339(), "2024-10-27T00:30:00+00:00");
+        assert_eq!(p.to.to_rfc3339(), "2024-10-27T01:30:59+00:00");
     }
 
     #[test]

@@ -398,6 +398,8 @@ pub trait Store: Send + Sync + 'static {
     fn api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>, StoreError>;
     /// Revokes one of the user's API tokens; `NotFound` if the user has no such token.
     fn revoke_api_token(&self, user: UserId, id: i64) -> Result<(), StoreError>;
+    /// Revokes all of a user's API tokens (after the operator reset a password).
+    fn revoke_all_api_tokens(&self, user: UserId) -> Result<(), StoreError>;
     /// The user an API token (by its hash) belongs to, noting its use.
     fn user_for_api_token(&self, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<Option<UserId>, StoreError>;
     /// Stores a new session; `false` if the id is taken.
@@ -432,7 +434,8 @@ pub trait Store: Send + Sync + 'static {
     fn events(&self, scope: &Scope, reg: RegNumber, period: Period, codes: &[u32])
     -> Result<Vec<EventRow>, StoreError>;
     /// Per accepted shift report of the register, in shift order: the cumulative total it
-    /// states and the sum of the shift's accepted payment documents.
+    /// states and the sum of the accepted payment documents of the shifts since the report
+    /// before it (its own shift alone, when none is missing).
     fn cumulative_lines(&self, scope: &Scope, reg: RegNumber) -> Result<Vec<CumulativeLine>, StoreError>;
     /// The trade objects inside the scope, by id.
     fn objects(&self, scope: &Scope) -> Result<Vec<TradeObject>, StoreError>;

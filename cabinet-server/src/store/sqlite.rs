@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use protocol::{
-    ChainHash, ChainHead, CumulativeLine, DeviceInfo, Directive, DocumentBody, DocumentKind, Entry, EntryStatus,
-    EventCode, Money, RegNumber, Seq, ShiftNumber, Tenders, Uid, Unp,
+    ChainHash, ChainHead, CumulativeLine, DeviceInfo, Directive, Document, DocumentBody, DocumentKind, Entry,
+    EntryStatus, EventCode, Money, Payload, RegNumber, Seq, ShiftNumber, Tenders, Uid, Unp,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -107,7 +107,8 @@ ALTER TABLE devices ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'Europe/Minsk';
 ALTER TABLE devices ADD COLUMN blocked TEXT;
 -- A shift report's cumulative total, in kopecks.
 ALTER TABLE documents ADD COLUMN cumulative INTEGER;
-CREATE INDEX documents_by_shift ON documents (reg_number, kind, shift);
+-- Covers the cumulative-total check: the payments of a range of shifts, from the index alone.
+CREATE INDEX documents_by_shift ON documents (reg_number, kind, shift, status, total);
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     login TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -139,6 +140,7 @@ CREATE TABLE sessions (
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
 "#,
 ];
 
@@ -230,9 +232,40 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i == 1 {
+            fill_portal_columns(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
+    Ok(())
+}
+
+/// Migration 2's data step: the columns it adds, filled from the entries stored before it
+/// (each shift report's cumulative total, each register's blocking state), by decoding the
+/// payloads as received.
+fn fill_portal_columns(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut reports = tx.prepare(
+        "SELECT d.reg_number, d.seq, e.payload FROM documents d
+         JOIN entries e ON e.reg_number = d.reg_number AND e.seq = d.seq WHERE d.kind = 'shift_report'",
+    )?;
+    let mut update = tx.prepare("UPDATE documents SET cumulative = ?3 WHERE reg_number = ?1 AND seq = ?2")?;
+    let mut rows = reports.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Ok(Payload::Document(Document { body: DocumentBody::ShiftReport(report), .. })) =
+            Payload::from_cbor(&r.get::<_, Vec<u8>>(2)?)
+        {
+            update.execute(params![r.get::<_, String>(0)?, r.get::<_, i64>(1)?, kopecks(report.cumulative_total)])?;
+        }
+    }
+    // The last accepted blocking or unblocking event of each register decides its state.
+    tx.execute_batch(
+        "UPDATE devices SET blocked = (
+            SELECT CASE v.code WHEN 1020 THEN COALESCE(v.parameter, 'заблокирована') END
+            FROM events v JOIN entries e ON e.reg_number = v.reg_number AND e.seq = v.seq
+            WHERE v.reg_number = devices.reg_number AND v.code IN (1020, 1022) AND e.status = 1
+            ORDER BY v.seq DESC LIMIT 1)",
+    )?;
     Ok(())
 }
 
@@ -590,6 +623,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn revoke_all_api_tokens(&self, user: UserId) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![user.0, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     fn user_for_api_token(&self, token_hash: &[u8; 32], now: DateTime<Utc>) -> Result<Option<UserId>, StoreError> {
         let found: Option<(i64, i64, Option<String>)> = self.read(|conn| {
             Ok(conn
@@ -780,12 +821,17 @@ impl Store for SqliteStore {
     fn cumulative_lines(&self, scope: &Scope, reg: RegNumber) -> Result<Vec<CumulativeLine>, StoreError> {
         self.read(|conn| {
             scoped_register(conn, scope, reg)?;
+            // Each report against the payments of every shift since the report before it, so
+            // a shift whose report is missing or refused does not break the check.
             let mut stmt = conn.prepare_cached(
-                "SELECT r.shift, r.cumulative,
+                "WITH r AS (
+                    SELECT shift, cumulative, LAG(shift) OVER (ORDER BY shift) AS previous FROM documents
+                    WHERE reg_number = ?1 AND kind = 'shift_report' AND status = 1)
+                 SELECT r.shift, r.cumulative,
                     (SELECT COALESCE(SUM(p.total), 0) FROM documents p
-                     WHERE p.reg_number = r.reg_number AND p.kind = 'payment' AND p.shift = r.shift AND p.status = 1)
-                 FROM documents r
-                 WHERE r.reg_number = ?1 AND r.kind = 'shift_report' AND r.status = 1 ORDER BY r.shift",
+                     WHERE p.reg_number = ?1 AND p.kind = 'payment' AND p.status = 1
+                       AND p.shift > COALESCE(r.previous, 0) AND p.shift <= r.shift)
+                 FROM r ORDER BY r.shift",
             )?;
             let mut rows = stmt.query([reg.to_string()])?;
             let mut out = Vec::new();
@@ -1037,4 +1083,133 @@ fn store_entry(
         Content::Unreadable => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, FixedOffset};
+    use protocol::{Item, Quantity, Summary};
+
+    use super::*;
+    use crate::store::NewDevice;
+
+    fn at(minute: u32) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(&format!("2024-10-11T10:{minute:02}:00+03:00")).unwrap()
+    }
+
+    fn payment(kopecks: u64) -> DocumentBody {
+        let price = Money::from_kopecks(kopecks);
+        let items = vec![Item { name: "Товар".into(), gtin: None, section: 1, price, quantity: Quantity::ONE }];
+        DocumentBody::Payment { items, tenders: Tenders::cash(price) }
+    }
+
+    /// A store with one register of the tenant 100231650 and what `payloads` journal.
+    fn store_with(payloads: Vec<Payload>) -> (tempfile::TempDir, SqliteStore, RegNumber, Scope) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let unp: Unp = "100231650".parse().unwrap();
+        let reg: RegNumber = "119026501".parse().unwrap();
+        store.add_taxpayer(unp, "ЧУП").unwrap();
+        let object = store.add_object(unp, "Офис", "Минск", None).unwrap();
+        let device = NewDevice {
+            unp,
+            object,
+            reg_number: reg,
+            serial: "AVQ11169990740".parse().unwrap(),
+            commissioned_on: "2022-09-19".parse().unwrap(),
+            time_zone: chrono_tz::Europe::Minsk,
+            token_hash: [7; 32],
+        };
+        store.add_device(&device).unwrap();
+        let mut head = ChainHead::EMPTY;
+        let entries: Vec<Entry> = payloads
+            .iter()
+            .map(|p| {
+                let entry = Entry::after(&head, p.to_cbor());
+                head.advance(&entry).unwrap();
+                entry
+            })
+            .collect();
+        let info = DeviceInfo {
+            info: String::new(),
+            pos_version: String::new(),
+            agent_version: String::new(),
+            tsok_expires_at: None,
+            pending: 0,
+            oldest_pending_at: None,
+            sent_at: at(59),
+        };
+        store.ingest(reg, &info, &entries, Utc::now()).unwrap();
+        let scope = Scope { unps: vec![unp] };
+        (dir, store, reg, scope)
+    }
+
+    fn document(number: u64, shift: u32, minute: u32, body: DocumentBody) -> Payload {
+        Payload::Document(Document {
+            number: protocol::DocumentNumber(number),
+            shift: ShiftNumber(shift),
+            created_at: at(minute),
+            cashier: "И".into(),
+            body,
+        })
+    }
+
+    fn report(shift: u32, minute: u32, payments: &[u64], previous: u64) -> Payload {
+        let mut summary = Summary::default();
+        for p in payments {
+            summary.add_body(&payment(*p));
+        }
+        let report = protocol::ShiftReport::new(at(0), &summary, Money::from_kopecks(previous));
+        document(u64::from(shift), shift, minute, DocumentBody::ShiftReport(report))
+    }
+
+    #[test]
+    fn a_shift_without_its_report_is_counted_into_the_next_reports_check() {
+        // Shift 2's report never arrived; shift 3's total includes shift 2's payments.
+        let (_dir, store, reg, scope) = store_with(vec![
+            document(1, 1, 1, payment(100)),
+            report(1, 2, &[100], 0),
+            document(2, 2, 3, payment(200)),
+            document(3, 3, 4, payment(300)),
+            report(3, 5, &[200, 300], 100),
+        ]);
+        let lines = store.cumulative_lines(&scope, reg).unwrap();
+        let shown: Vec<_> = lines.iter().map(|l| (l.shift.0, l.reported.to_string(), l.payments.to_string())).collect();
+        assert_eq!(shown, [(1, "1.00".into(), "1.00".into()), (3, "6.00".into(), "5.00".into())]);
+        assert_eq!(protocol::check_cumulative(&lines, Some(Money::ZERO)), [true, true]);
+    }
+
+    #[test]
+    fn migration_two_fills_its_columns_from_entries_stored_before_it() {
+        let blocked = protocol::Event {
+            code: EventCode::Blocked,
+            created_at: at(6),
+            parameter: Some("истек срок действия ТСОК".into()),
+        };
+        let (_dir, store, reg, scope) =
+            store_with(vec![document(1, 1, 1, payment(100)), report(1, 2, &[100], 0), Payload::Event(blocked)]);
+        {
+            // As a database migrated from schema 1 would have them: the new columns empty.
+            let mut conn = store.conn();
+            conn.execute_batch("UPDATE documents SET cumulative = NULL; UPDATE devices SET blocked = NULL;").unwrap();
+            let tx = conn.transaction().unwrap();
+            fill_portal_columns(&tx).unwrap();
+            tx.commit().unwrap();
+        }
+        let lines = store.cumulative_lines(&scope, reg).unwrap();
+        assert_eq!(lines[0].reported.to_string(), "1.00");
+        assert_eq!(store.register(&scope, reg).unwrap().blocked.as_deref(), Some("истек срок действия ТСОК"));
+    }
+
+    #[test]
+    fn outside_the_scope_is_not_found_like_missing() {
+        let (_dir, store, reg, _) = store_with(vec![document(1, 1, 1, payment(100))]);
+        let other = Scope { unps: vec!["291000009".parse().unwrap()] };
+        let missing: RegNumber = "119000001".parse().unwrap();
+        for result in [store.register(&other, reg), store.register(&other, missing)] {
+            assert!(matches!(result, Err(StoreError::NotFound(_))));
+        }
+        assert!(matches!(store.cumulative_lines(&other, reg), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.equipment(&other, "100231650".parse().unwrap()), Err(StoreError::NotFound(_))));
+    }
 }

@@ -30,7 +30,23 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/objects/{id}", put(update_object))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
-        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found", "нет такого адреса API") })
+}
+
+/// The list query, whose malformed form (a repeated key, say) is a JSON `400` like every
+/// other API error.
+pub struct ApiQuery(pub ListQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<ApiQuery, Response> {
+        match Query::<ListQuery>::from_request_parts(parts, state).await {
+            Ok(Query(query)) => Ok(ApiQuery(query)),
+            Err(e) => {
+                Err(api_error(StatusCode::BAD_REQUEST, "bad_request", &format!("параметры запроса: {}", e.body_text())))
+            }
+        }
+    }
 }
 
 /// The query string of the lists.
@@ -63,10 +79,12 @@ fn path_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, QueryError
     text.parse().map_err(|_| QueryError::NotFound(format!("{what} {text}")))
 }
 
-/// The file of `report`, named `<stem>.<ext>`.
-pub fn file(report: &Report, format: Format, stem: &str) -> Response {
-    match export::render(report, format) {
-        Ok(bytes) => (
+/// The file of `report`, named `<stem>.<ext>`; rendered off the async threads, since a
+/// long PDF takes a while.
+pub async fn file(report: Report, format: Format, stem: &str) -> Response {
+    let rendered = tokio::task::spawn_blocking(move || export::render(&report, format)).await;
+    match rendered {
+        Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, format.content_type().to_owned()),
                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{stem}.{}\"", format.extension())),
@@ -74,17 +92,24 @@ pub fn file(report: &Report, format: Format, stem: &str) -> Response {
             bytes,
         )
             .into_response(),
-        Err(e) => {
+        Ok(Err(e @ export::ExportError::TooLargeForExcel)) => {
+            api_error(StatusCode::UNPROCESSABLE_ENTITY, "too_large", &format!("{e}: сократите период"))
+        }
+        Ok(Err(e)) => {
             tracing::error!("export failed: {e}");
             api_error(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("export task failed: {e}");
+            api_error(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", "не удалось сформировать файл")
         }
     }
 }
 
 /// JSON, or the file when a format is asked for.
-fn answer(json: serde_json::Value, export: Option<(Format, Report, String)>) -> Response {
+async fn answer(json: serde_json::Value, export: Option<(Format, Report, String)>) -> Response {
     match export {
-        Some((format, report, stem)) => file(&report, format, &stem),
+        Some((format, report, stem)) => file(report, format, &stem).await,
         None => Json(json).into_response(),
     }
 }
@@ -98,20 +123,20 @@ async fn equipment(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(unp): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let unp: Unp = path_id(&unp, "УНП")?;
     let list = state.blocking(move |s| portal::equipment(s, &viewer.scope, unp)).await?;
     let json = serde_json::to_value(list.iter().map(EquipmentView::new).collect::<Vec<_>>()).expect("serializable");
-    Ok(answer(json, format.map(|f| (f, portal::equipment_report(&list), format!("equipment-{unp}")))))
+    Ok(answer(json, format.map(|f| (f, portal::equipment_report(&list), format!("equipment-{unp}")))).await)
 }
 
 async fn documents(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(reg): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let reg: RegNumber = path_id(&reg, "касса")?;
@@ -128,14 +153,14 @@ async fn documents(
             )
         })
         .await?;
-    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))))
+    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))).await)
 }
 
 async fn events(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(reg): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let reg: RegNumber = path_id(&reg, "касса")?;
@@ -152,20 +177,20 @@ async fn events(
             )
         })
         .await?;
-    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("events-{reg}")))))
+    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("events-{reg}")))).await)
 }
 
 async fn cumulative(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(reg): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let reg: RegNumber = path_id(&reg, "касса")?;
     let list = state.blocking(move |s| portal::cumulative(s, &viewer.scope, reg)).await?;
     let json = serde_json::to_value(&list.lines).expect("serializable");
-    Ok(answer(json, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))))
+    Ok(answer(json, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))).await)
 }
 
 async fn document(
@@ -180,16 +205,29 @@ async fn document(
 async fn objects(
     State(state): State<AppState>,
     viewer: Viewer,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let list = state.blocking(move |s| s.objects(&viewer.scope).map_err(QueryError::from)).await?;
     let json = serde_json::to_value(&list).expect("serializable");
-    Ok(answer(json, format.map(|f| (f, portal::objects_report(&list), "objects".to_owned()))))
+    Ok(answer(json, format.map(|f| (f, portal::objects_report(&list), "objects".to_owned()))).await)
 }
 
 /// The CSRF header a cookie-authenticated write must carry.
 const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Tokens are made and revoked only by a person signed in to the portal: a leaked token
+/// must not be able to mint new ones that outlive it.
+fn session_only(viewer: &Viewer) -> Result<(), Response> {
+    match viewer.session() {
+        Some(_) => Ok(()),
+        None => Err(api_error(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "API-токены выпускаются и отзываются только в личном кабинете (раздел «Мой кабинет»)",
+        )),
+    }
+}
 
 async fn csrf_guard(viewer: &Viewer, headers: &HeaderMap) -> Result<(), Response> {
     let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
@@ -241,6 +279,7 @@ async fn create_token(
     headers: HeaderMap,
     body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Response> {
+    session_only(&viewer)?;
     csrf_guard(&viewer, &headers).await?;
     let Json(NewToken { name }) = body.map_err(|e| {
         api_error(StatusCode::BAD_REQUEST, "bad_request", &format!("ожидается {{\"name\"}}: {}", e.body_text()))
@@ -261,6 +300,7 @@ async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
+    session_only(&viewer)?;
     csrf_guard(&viewer, &headers).await?;
     let id: i64 = path_id(&id, "токен").map_err(IntoResponse::into_response)?;
     let user = viewer.user.id;

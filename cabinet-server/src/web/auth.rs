@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
@@ -218,7 +218,8 @@ impl FromRequestParts<AppState> for Viewer {
             }
         };
         let store = state.store.clone();
-        if let Some(token) = bearer(&parts.headers) {
+        // API tokens are for the API; the pages (and their forms) need a signed-in session.
+        if let Some(token) = bearer(&parts.headers).filter(|_| api) {
             let hash = crate::tokens::token_hash(token);
             let found = tokio::task::spawn_blocking(move || {
                 let id = store.user_for_api_token(&hash, Utc::now())?;
@@ -319,22 +320,30 @@ pub async fn sign_in(session: &Session, user: &User) -> Result<(), tower_session
 }
 
 /// Whether a form POST comes from our own pages, judged by its `Origin` header when the
-/// browser sends one (the login form has no session to carry a CSRF token yet).
-pub fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
+/// browser sends one (the login form has no session to carry a CSRF token yet). Our own
+/// address is the `Host` header, or the URI's authority under HTTP/2, which has no `Host`.
+pub fn same_origin(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     if method == Method::GET || method == Method::HEAD {
         return true;
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let Some((scheme, origin_host)) = origin.split_once("://") else { return false };
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    !host.is_empty() && (origin_host == host || format!("{origin_host}{default_port}") == host)
 }
 
-/// Failed logins per login: after [`LoginGuard::MAX_FAILURES`] within the window, that
-/// login is refused until the window passes, whatever the password (per-account, so one
-/// attacker on many addresses is stopped too).
+/// Password attempts per account: after [`LoginGuard::MAX_FAILURES`] within the window,
+/// that account is refused until the window passes, whatever the password (per account,
+/// so one attacker on many addresses is stopped too). An attempt counts *before* the
+/// password is checked, so parallel guesses cannot slip past the limit; a success clears it.
 #[derive(Default)]
 pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
+    attempts: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
 }
 
 impl LoginGuard {
@@ -343,31 +352,33 @@ impl LoginGuard {
     /// How long failures are remembered.
     pub const WINDOW: TimeDelta = TimeDelta::minutes(15);
 
-    /// Whether `login` may try now.
-    pub fn may_try(&self, login: &str, now: DateTime<Utc>) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .get(&login.to_lowercase())
-            .is_none_or(|(count, since)| *count < Self::MAX_FAILURES || now - *since > Self::WINDOW)
+    /// The key an account is counted under: its login as the store matches it (trimmed,
+    /// case-insensitive), so spellings of one login share one count.
+    pub fn key(login: &str) -> String {
+        login.trim().to_lowercase()
     }
 
-    /// Notes a failure.
-    pub fn failed(&self, login: &str, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+    /// Counts an attempt for `login`; `false` when the account is locked for now.
+    pub fn attempt(&self, login: &str, now: DateTime<Utc>) -> bool {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: a flood of made-up logins must not grow the map without end.
-        if failures.len() > 100_000 {
-            failures.retain(|_, (_, since)| now - *since <= Self::WINDOW);
+        if attempts.len() > 100_000 {
+            attempts.retain(|_, (_, since)| now - *since <= Self::WINDOW);
         }
-        let entry = failures.entry(login.to_lowercase()).or_insert((0, now));
+        let entry = attempts.entry(Self::key(login)).or_insert((0, now));
         if now - entry.1 > Self::WINDOW {
             *entry = (0, now);
         }
+        if entry.0 >= Self::MAX_FAILURES {
+            return false;
+        }
         entry.0 += 1;
+        true
     }
 
-    /// Forgets the failures after a success.
+    /// Forgets the attempts after a success.
     pub fn succeeded(&self, login: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&login.to_lowercase());
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::key(login));
     }
 }
 
@@ -379,29 +390,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_guard_stops_a_login_after_five_failures_for_the_window() {
+    fn the_guard_stops_an_account_after_five_attempts_whatever_its_spelling() {
         let guard = LoginGuard::default();
         let t0 = Utc::now();
-        for _ in 0..LoginGuard::MAX_FAILURES {
-            assert!(guard.may_try("Demo", t0));
-            guard.failed("demo", t0);
+        for spelling in ["demo", " Demo", "DEMO ", "demo\t", "\u{2003}demo"] {
+            assert!(guard.attempt(spelling, t0), "{spelling:?}");
         }
-        assert!(!guard.may_try("DEMO", t0 + TimeDelta::minutes(1)));
-        assert!(guard.may_try("other", t0));
-        assert!(guard.may_try("demo", t0 + TimeDelta::minutes(16)));
-        guard.succeeded("demo");
-        assert!(guard.may_try("demo", t0));
+        assert!(!guard.attempt("demo", t0 + TimeDelta::minutes(1)));
+        assert!(guard.attempt("other", t0));
+        assert!(guard.attempt("demo", t0 + TimeDelta::minutes(16)));
+        guard.succeeded(" DEMO");
+        assert!(guard.attempt("demo", t0));
     }
 
     #[test]
     fn origin_must_be_our_host_when_sent() {
+        let uri: Uri = "/login".parse().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
-        assert!(same_origin(&Method::POST, &headers));
+        assert!(same_origin(&Method::POST, &uri, &headers));
         headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(same_origin(&Method::POST, &headers));
+        assert!(same_origin(&Method::POST, &uri, &headers));
         headers.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(!same_origin(&Method::POST, &headers));
-        assert!(same_origin(&Method::GET, &headers));
+        assert!(!same_origin(&Method::POST, &uri, &headers));
+        assert!(same_origin(&Method::GET, &uri, &headers));
+        // HTTP/2: no Host header, the authority is in the URI; a default port may be spelled out.
+        let h2: Uri = "https://kassa.example.by/login".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, "https://kassa.example.by".parse().unwrap());
+        assert!(same_origin(&Method::POST, &h2, &headers));
+        headers.insert(header::HOST, "kassa.example.by:443".parse().unwrap());
+        assert!(same_origin(&Method::POST, &h2, &headers));
+        headers.insert(header::HOST, "other.example.by".parse().unwrap());
+        assert!(!same_origin(&Method::POST, &h2, &headers));
     }
 }

@@ -50,8 +50,36 @@ impl AppState {
 /// session layer. `secure` marks the session cookie `Secure` (set when serving HTTPS).
 pub fn router(state: AppState, secure: bool) -> Router {
     let sessions = auth::session_layer(state.store.clone(), secure);
-    let portal = Router::new().merge(api::routes()).merge(pages::routes()).layer(sessions);
+    let portal = Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .fallback(not_found)
+        .layer(sessions)
+        .layer(axum::middleware::map_response(protect));
     Router::new().merge(ingest::routes()).merge(portal).with_state(state)
+}
+
+/// An unknown address: JSON under `/api/`, a page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        api_error(StatusCode::NOT_FOUND, "not_found", "нет такого адреса API")
+    } else {
+        pages::not_found_page()
+    }
+}
+
+/// Headers on every portal and API answer: never framed (no clickjacking of the one-click
+/// forms), never cached (pages and JSON hold merchants' data, a new token is shown once),
+/// content types taken as sent.
+async fn protect(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The JSON error of CONTRACTS: `{"error": {"code", "message"}}`.

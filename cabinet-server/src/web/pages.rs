@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -98,6 +98,11 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The page for an address that does not exist.
+pub fn not_found_page() -> Response {
+    PageError { status: StatusCode::NOT_FOUND, nav: None, message: "Такой страницы нет.".into() }.into_response()
+}
+
 impl PageError {
     async fn of(viewer: &Viewer, e: QueryError) -> PageError {
         let (status, _) = e.status();
@@ -151,17 +156,17 @@ async fn login(
     State(state): State<AppState>,
     session: Session,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let refuse = |status: StatusCode, error: &str, login: String| {
         (status, LoginPage { nav: None, login, error: Some(error.to_owned()) }).into_response()
     };
-    if !auth::same_origin(&method, &headers) {
+    if !auth::same_origin(&method, &uri, &headers) {
         return refuse(StatusCode::FORBIDDEN, "Форма отправлена не со страницы кабинета.", form.login);
     }
-    let now = Utc::now();
-    if !state.guard.may_try(&form.login, now) {
+    if !state.guard.attempt(&form.login, Utc::now()) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "Слишком много неудачных попыток входа. Попробуйте через 15 минут.",
@@ -172,8 +177,9 @@ async fn login(
     let password = form.password;
     let found = state
         .blocking(move |s| {
-            let user = s.user_by_login(&login)?;
-            // The hash is checked even for an unknown login, so both take as long.
+            // A malformed login is looked up nowhere, but still costs a hash check, so that
+            // no answer tells a bad login from a wrong password, not even by its time.
+            let user = if accounts::check_login(&login).is_ok() { s.user_by_login(&login)? } else { None };
             let hash = user.as_ref().map_or(accounts::dummy_hash(), |u| u.password_hash.as_str());
             let ok = accounts::verify_password(&password, hash);
             Ok::<_, crate::store::StoreError>(user.filter(|_| ok))
@@ -188,10 +194,7 @@ async fn login(
             }
             Redirect::to("/equipment").into_response()
         }
-        Ok(None) => {
-            state.guard.failed(&form.login, now);
-            refuse(StatusCode::UNAUTHORIZED, "Неверный логин или пароль.", form.login)
-        }
+        Ok(None) => refuse(StatusCode::UNAUTHORIZED, "Неверный логин или пароль.", form.login),
         Err(e) => {
             tracing::error!("login: {e}");
             refuse(StatusCode::SERVICE_UNAVAILABLE, "Сервис временно недоступен.", form.login)
@@ -792,6 +795,7 @@ async fn change_password(
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
     }
+    let Some(session) = viewer.session() else { return Err(PageError::forbidden(&viewer).await) };
     let refuse = async |error: &str| {
         Ok((StatusCode::BAD_REQUEST, account_page(&state, &viewer, None, Some(error.to_owned()), None).await?)
             .into_response())
@@ -802,12 +806,16 @@ async fn change_password(
     if let Err(e) = accounts::check_password(&form.new) {
         return refuse(&format!("{}.", e.to_string().trim_end_matches('.'))).await;
     }
+    // Guessing the current password counts against the account like guessing at login.
+    if !state.guard.attempt(&viewer.user.login, Utc::now()) {
+        return refuse("Слишком много неудачных попыток. Попробуйте через 15 минут.").await;
+    }
     let (hash, current) = (viewer.user.password_hash.clone(), form.current);
     let checked = tokio::task::spawn_blocking(move || accounts::verify_password(&current, &hash)).await;
     if !checked.unwrap_or(false) {
         return refuse("Текущий пароль указан неверно.").await;
     }
-    let Some(session) = viewer.session() else { return Err(PageError::forbidden(&viewer).await) };
+    state.guard.succeeded(&viewer.user.login);
     let user = viewer.user.id;
     let new = form.new;
     // Every session of the user ends, this one included; this one goes on under a new id.

@@ -493,7 +493,6 @@ async fn a_tenant_cannot_reach_another_tenants_data_through_any_url() {
             .header("authorization", &bearer)
             .json(&edit),
         browser.request(Method::DELETE, &format!("/api/v1/tokens/{}", b.token_id)).header("x-csrf-token", &csrf),
-        browser.request(Method::DELETE, &format!("/api/v1/tokens/{}", b.token_id)).header("authorization", &bearer),
         browser.request(Method::POST, &format!("/objects/{object_b}")).form(&[
             ("csrf", csrf.as_str()),
             ("actual_address", "взлом"),
@@ -532,8 +531,23 @@ async fn a_tenant_cannot_reach_another_tenants_data_through_any_url() {
 async fn sessions_change_id_at_login_end_at_logout_and_password_change_and_forms_need_csrf() {
     let (server, a, _b, _) = two_tenants().await;
     let mut browser = Browser::new(&server.url);
-    // Not signed in: pages go to the login, the API says 401.
+    // Not signed in: pages go to the login, the API says 401; an API token opens the API only.
     assert_eq!(browser.get("/equipment").await.location.as_deref(), Some("/login"));
+    let with_token = browser
+        .send(browser.request(Method::GET, "/equipment").header("authorization", format!("Bearer {}", a.token)))
+        .await;
+    assert_eq!(with_token.location.as_deref(), Some("/login"));
+    // A login form posted from another site is refused; from ours it is not.
+    let forged = browser
+        .send(
+            browser
+                .request(Method::POST, "/login")
+                .header("origin", "https://evil.example")
+                .form(&[("login", a.login.as_str()), ("password", a.password.as_str())]),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(browser.cookie.is_none());
     let page = browser.get("/api/v1/unps").await;
     assert_eq!((page.status, page.json()["error"]["code"].as_str()), (401, Some("unauthorized")));
 
@@ -546,6 +560,24 @@ async fn sessions_change_id_at_login_end_at_logout_and_password_change_and_forms
     let first = browser.cookie.clone().unwrap();
     assert_ne!(first, "cabinet_session=AAAAAAAAAAAAAAAAAAAAAA");
     assert_eq!(browser.get("/api/v1/unps").await.status, 200);
+
+    // Answers are never framed nor cached; an unknown page is a page.
+    let page = browser.get("/equipment").await;
+    assert_eq!(page.status, 200);
+    let headers = browser.send(browser.request(Method::GET, "/api/v1/unps")).await;
+    assert_eq!(headers.status, 200);
+    let raw_page = reqwest::Client::new()
+        .get(format!("{}/api/v1/unps", server.url))
+        .header("cookie", browser.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw_page.headers()["x-frame-options"], "DENY");
+    assert_eq!(raw_page.headers()["cache-control"], "no-store");
+    assert_eq!(raw_page.headers()["x-content-type-options"], "nosniff");
+    let unknown = browser.get("/no-such-page").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.content_type.starts_with("text/html") && unknown.text.contains("Не найдено"));
 
     // The cookie's attributes.
     let raw = reqwest::Client::builder()
@@ -710,22 +742,29 @@ async fn api_tokens_are_made_listed_and_revoked() {
     assert_eq!(api.send(with(&api, &token)).await.status, 401);
     assert_eq!(api.send(with(&api, "not-a-token")).await.status, 401);
 
-    // Through the API too.
-    let made = api
+    // Through the API too, from a signed-in session; a token cannot mint or revoke tokens.
+    let by_token = api
         .send(
             api.request(Method::POST, "/api/v1/tokens")
                 .header("authorization", format!("Bearer {}", a.token))
                 .json(&json!({"name": "скрипт"})),
         )
         .await;
-    assert_eq!(made.status, 201);
+    assert_eq!((by_token.status, by_token.json()["error"]["code"].as_str()), (403, Some("session_required")));
+    let made = browser
+        .send(
+            browser
+                .request(Method::POST, "/api/v1/tokens")
+                .header("x-csrf-token", &csrf)
+                .json(&json!({"name": "скрипт"})),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
     let second = made.json()["token"].as_str().unwrap().to_owned();
     assert_eq!(api.send(with(&api, &second)).await.status, 200);
-    let empty = api
+    let empty = browser
         .send(
-            api.request(Method::POST, "/api/v1/tokens")
-                .header("authorization", format!("Bearer {}", a.token))
-                .json(&json!({"name": "  "})),
+            browser.request(Method::POST, "/api/v1/tokens").header("x-csrf-token", &csrf).json(&json!({"name": "  "})),
         )
         .await;
     assert_eq!(empty.status, 400);
@@ -782,7 +821,27 @@ async fn every_list_exports_to_excel_pdf_and_csv_and_bad_parameters_say_what_is_
         assert!(error["error"]["message"].as_str().unwrap().contains(says), "{path}: {error}");
     }
     let missing = api.send(api.request(Method::GET, "/api/v1/nothing").header("authorization", &bearer)).await;
-    assert_eq!(missing.status, 404);
+    assert_eq!((missing.status, missing.json()["error"]["code"].as_str()), (404, Some("not_found")));
+    // A repeated parameter is a JSON 400 too; an offset's unencoded `+` is understood.
+    let twice = api
+        .send(
+            api.request(Method::GET, &format!("/api/v1/equipment/{reg}/documents?format=csv&format=pdf"))
+                .header("authorization", &bearer),
+        )
+        .await;
+    assert_eq!((twice.status, twice.json()["error"]["code"].as_str()), (400, Some("bad_request")));
+    let plus = api
+        .send(
+            api.request(
+                Method::GET,
+                &format!(
+                    "/api/v1/equipment/{reg}/documents?from=2024-10-11T00:00:00+03:00&to=2024-10-11T23:59:59+03:00"
+                ),
+            )
+            .header("authorization", &bearer),
+        )
+        .await;
+    assert_eq!(plus.json()["documents"].as_array().unwrap().len(), 1, "{}", plus.text);
 }
 
 /// Compares `page` (with its CSRF token and today's times masked) with the committed
@@ -1022,6 +1081,8 @@ async fn the_operator_command_line_makes_users_tokens_and_operators_and_https_ma
     // A new password from the operator ends the old one.
     let reset = server.admin(&["admin", "user", "reset-password", "--login", "ivanov"]);
     assert_ne!(reset, password);
+    let revoked = client.get(format!("{https}/api/v1/unps")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(revoked.status(), 401, "a reset revokes the user's API tokens");
     let old = client
         .post(format!("{https}/login"))
         .form(&[("login", "ivanov"), ("password", password.as_str())])
