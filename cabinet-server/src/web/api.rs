@@ -218,15 +218,14 @@ const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Tokens are made and revoked only by a person signed in to the portal: a leaked token
 /// must not be able to mint new ones that outlive it.
-fn session_only(viewer: &Viewer) -> Result<(), Response> {
-    match viewer.session() {
-        Some(_) => Ok(()),
-        None => Err(api_error(
+fn without_session(viewer: &Viewer) -> Option<Response> {
+    viewer.session().is_none().then(|| {
+        api_error(
             StatusCode::FORBIDDEN,
             "session_required",
             "API-токены выпускаются и отзываются только в личном кабинете (раздел «Мой кабинет»)",
-        )),
-    }
+        )
+    })
 }
 
 async fn csrf_guard(viewer: &Viewer, headers: &HeaderMap) -> Result<(), Response> {
@@ -279,7 +278,9 @@ async fn create_token(
     headers: HeaderMap,
     body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Response> {
-    session_only(&viewer)?;
+    if let Some(refusal) = without_session(&viewer) {
+        return Err(refusal);
+    }
     csrf_guard(&viewer, &headers).await?;
     let Json(NewToken { name }) = body.map_err(|e| {
         api_error(StatusCode::BAD_REQUEST, "bad_request", &format!("ожидается {{\"name\"}}: {}", e.body_text()))
@@ -300,7 +301,9 @@ async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    session_only(&viewer)?;
+    if let Some(refusal) = without_session(&viewer) {
+        return Err(refusal);
+    }
     csrf_guard(&viewer, &headers).await?;
     let id: i64 = path_id(&id, "токен").map_err(IntoResponse::into_response)?;
     let user = viewer.user.id;
