@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
 use crate::chain::Uid;
 use crate::document::{Document, DocumentBody, Item, ShiftReport};
@@ -26,7 +26,16 @@ const NOT_A_PAYMENT: &str = "НЕ ЯВЛЯЕТСЯ ПЛАТЕЖНЫМ ДОКУМ
 
 /// A time as printed: `11.10.2024 15:04:50`, in the time zone the time carries.
 pub fn format_local(time: &DateTime<FixedOffset>) -> String {
-    time.format("%d.%m.%Y %H:%M:%S").to_string()
+    // Written out rather than through `format("%d.%m.%Y …")`: lists format thousands of these.
+    format!(
+        "{:02}.{:02}.{:04} {:02}:{:02}:{:02}",
+        time.day(),
+        time.month(),
+        time.year(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// The receipt of `document`, whose UID is `uid`.

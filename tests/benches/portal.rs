@@ -230,11 +230,27 @@ async fn main() {
             assert_eq!(list.documents.len() as u64, PER_DAY);
         })
         .await;
+        let list = cabinet_server::portal::documents(
+            server.store.as_ref(),
+            &scope,
+            pick(0).parse().unwrap(),
+            Some(&date),
+            Some(&date),
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let to_json = time(rounds, async |_| {
+            assert!(serde_json::to_string(&list.json()).unwrap().len() > 1000);
+        })
+        .await;
         eprintln!(
-            "  {name}: a static file over HTTP p50 {}; a signed-in API call with a tiny answer p50 {}; the query layer alone p50 {}",
+            "  {name}: a static file over HTTP p50 {}; a signed-in API call with a tiny answer p50 {}; the query layer \
+             alone p50 {}; its JSON text p50 {}",
             ms(static_file.0),
             ms(signed_in_only.0),
-            ms(query.0)
+            ms(query.0),
+            ms(to_json.0)
         );
         let equipment = time(rounds.min(100), async |_| {
             let (status, page) = raw.send("GET", "/equipment", &cookie, "").await;

@@ -2,8 +2,8 @@
 //! backend (`store::sqlite`); PostgreSQL follows as a second implementation of the same
 //! trait with its own SQL and migrations. SQL lives only in the backends.
 //!
-//! The trait is synchronous: backends are called from `spawn_blocking`, which suits
-//! SQLite and keeps the trait object-safe.
+//! The trait is synchronous: backends are called through `web::store_call` (in place on a
+//! worker, or on the blocking pool), which suits SQLite and keeps the trait object-safe.
 
 pub mod sqlite;
 

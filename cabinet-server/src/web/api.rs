@@ -107,7 +107,7 @@ pub async fn file(report: Report, format: Format, stem: &str) -> Response {
 }
 
 /// JSON, or the file when a format is asked for.
-async fn answer(json: serde_json::Value, export: Option<(Format, Report, String)>) -> Response {
+async fn answer(json: impl serde::Serialize, export: Option<(Format, Report, String)>) -> Response {
     match export {
         Some((format, report, stem)) => file(report, format, &stem).await,
         None => Json(json).into_response(),
@@ -128,7 +128,7 @@ async fn equipment(
     let format = format_of(&query)?;
     let unp: Unp = path_id(&unp, "УНП")?;
     let list = state.blocking(move |s| portal::equipment(s, &viewer.scope, unp)).await?;
-    let json = serde_json::to_value(list.iter().map(EquipmentView::new).collect::<Vec<_>>()).expect("serializable");
+    let json: Vec<_> = list.iter().map(EquipmentView::new).collect();
     Ok(answer(json, format.map(|f| (f, portal::equipment_report(&list), format!("equipment-{unp}")))).await)
 }
 
@@ -153,7 +153,7 @@ async fn documents(
             )
         })
         .await?;
-    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))).await)
+    Ok(answer(list.json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))).await)
 }
 
 async fn events(
@@ -177,7 +177,7 @@ async fn events(
             )
         })
         .await?;
-    Ok(answer(list.to_json(), format.map(|f| (f, list.report(), format!("events-{reg}")))).await)
+    Ok(answer(list.json(), format.map(|f| (f, list.report(), format!("events-{reg}")))).await)
 }
 
 async fn cumulative(
@@ -189,8 +189,7 @@ async fn cumulative(
     let format = format_of(&query)?;
     let reg: RegNumber = path_id(&reg, "касса")?;
     let list = state.blocking(move |s| portal::cumulative(s, &viewer.scope, reg)).await?;
-    let json = serde_json::to_value(&list.lines).expect("serializable");
-    Ok(answer(json, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))).await)
+    Ok(answer(&list.lines, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))).await)
 }
 
 async fn document(
@@ -209,8 +208,7 @@ async fn objects(
 ) -> Result<Response, QueryError> {
     let format = format_of(&query)?;
     let list = state.blocking(move |s| s.objects(&viewer.scope).map_err(QueryError::from)).await?;
-    let json = serde_json::to_value(&list).expect("serializable");
-    Ok(answer(json, format.map(|f| (f, portal::objects_report(&list), "objects".to_owned()))).await)
+    Ok(answer(&list, format.map(|f| (f, portal::objects_report(&list), "objects".to_owned()))).await)
 }
 
 /// The CSRF header a cookie-authenticated write must carry.

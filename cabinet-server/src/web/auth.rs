@@ -119,7 +119,7 @@ impl SessionBackend {
         f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     ) -> session_store::Result<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(backend)?.map_err(backend)
+        super::store_call(move || f(store.as_ref())).await.map_err(backend)?.map_err(backend)
     }
 }
 
@@ -221,7 +221,7 @@ impl FromRequestParts<AppState> for Viewer {
         // API tokens are for the API; the pages (and their forms) need a signed-in session.
         if let Some(token) = bearer(&parts.headers).filter(|_| api) {
             let hash = crate::tokens::token_hash(token);
-            let found = tokio::task::spawn_blocking(move || {
+            let found = super::store_call(move || {
                 let id = store.user_for_api_token(&hash, Utc::now())?;
                 id.map(|id| store.user(id)).transpose().map(Option::flatten)
             })
@@ -241,7 +241,7 @@ impl FromRequestParts<AppState> for Viewer {
             session.flush().await.ok();
             return Err(refuse("сеанс истёк, войдите снова"));
         }
-        let user = tokio::task::spawn_blocking(move || store.user(UserId(user_id))).await;
+        let user = super::store_call(move || store.user(UserId(user_id))).await;
         match user {
             Ok(Ok(Some(user))) => {
                 Ok(Viewer { scope: Scope::of(&user), user, credential: Credential::Session(session) })
