@@ -144,6 +144,14 @@ pub fn status_label(error: &Option<String>) -> &'static str {
     if error.is_some() { "Ошибка отправки" } else { "Доставлен" }
 }
 
+/// A per-register list the API answers as JSON, or as a file for the export buttons.
+pub trait Listing {
+    /// The JSON of CONTRACTS §3.
+    fn json(&self) -> impl Serialize + '_;
+    /// The list as an export.
+    fn report(&self) -> Report;
+}
+
 // ---- Оборудование ----
 
 /// A register as the equipment list and the JSON API show it.
@@ -283,9 +291,9 @@ struct DocumentListJson<'a> {
     summary: &'a Summary,
 }
 
-impl DocumentList {
-    /// The JSON of CONTRACTS §3 (serialized straight from the rows, no value tree between).
-    pub fn json(&self) -> impl Serialize + '_ {
+impl Listing for DocumentList {
+    /// Serialized straight from the rows, no value tree between.
+    fn json(&self) -> impl Serialize + '_ {
         let documents = self
             .documents
             .iter()
@@ -305,6 +313,12 @@ impl DocumentList {
         DocumentListJson { documents, summary: &self.summary }
     }
 
+    fn report(&self) -> Report {
+        self.export()
+    }
+}
+
+impl DocumentList {
     /// The heading: «Кассовые документы по AVQ11169990740».
     pub fn title(&self) -> String {
         format!("Кассовые документы по {}", self.register.serial)
@@ -316,7 +330,7 @@ impl DocumentList {
     }
 
     /// The documents and the summary table as an export.
-    pub fn report(&self) -> Report {
+    fn export(&self) -> Report {
         let money = |m: Option<Money>| m.filter(|m| !m.is_zero()).map_or(Cell::Empty, Cell::Money);
         let documents = Table {
             columns: DOCUMENT_COLUMNS.map(String::from).to_vec(),
@@ -394,27 +408,20 @@ pub struct SummaryRow {
     pub cells: Vec<Option<String>>,
 }
 
-/// The kinds in the summary table's column order (the manual's).
-const SUMMARY_ORDER: [DocumentKind; 7] = [
-    DocumentKind::ShiftReport,
-    DocumentKind::Payment,
-    DocumentKind::Return,
-    DocumentKind::Annulment,
-    DocumentKind::CashIn,
-    DocumentKind::CashOut,
-    DocumentKind::Payout,
-];
-
 impl SummaryTable {
     /// The table of `summary`.
     pub fn new(summary: &Summary) -> SummaryTable {
         let mut headers = vec!["Выручка".to_owned()];
-        headers.extend(SUMMARY_ORDER.iter().map(|k| format!("{} ({})", k.label(), summary.kind(*k).count)));
+        headers.extend(DocumentKind::ALL.iter().map(|k| format!("{} ({})", k.label(), summary.kind(*k).count)));
         let revenue = summary.revenue();
         let row = |label, revenue_cell: String, pick: fn(&protocol::KindTotals) -> Money, all: bool| SummaryRow {
             label,
             cells: std::iter::once(Some(revenue_cell))
-                .chain(SUMMARY_ORDER.iter().map(|k| (all || k.has_tenders()).then(|| pick(summary.kind(*k)).grouped())))
+                .chain(
+                    DocumentKind::ALL
+                        .iter()
+                        .map(|k| (all || k.has_tenders()).then(|| pick(summary.kind(*k)).grouped())),
+                )
                 .collect(),
         };
         SummaryTable {
@@ -530,9 +537,8 @@ pub const EVENT_COLUMNS: [&str; 6] = [
     "Состояние передачи в АИС ККО",
 ];
 
-impl EventList {
-    /// The JSON of CONTRACTS §3.
-    pub fn json(&self) -> impl Serialize + '_ {
+impl Listing for EventList {
+    fn json(&self) -> impl Serialize + '_ {
         let lines: Vec<_> = self
             .events
             .iter()
@@ -548,13 +554,7 @@ impl EventList {
         lines
     }
 
-    /// The heading.
-    pub fn title(&self) -> String {
-        format!("События по {}", self.register.serial)
-    }
-
-    /// The events as an export.
-    pub fn report(&self) -> Report {
+    fn report(&self) -> Report {
         Report {
             title: self.title(),
             subtitle: Some(period_text(&self.period, self.register.time_zone)),
@@ -576,6 +576,13 @@ impl EventList {
                     .collect(),
             }],
         }
+    }
+}
+
+impl EventList {
+    /// The heading.
+    pub fn title(&self) -> String {
+        format!("События по {}", self.register.serial)
     }
 }
 
@@ -626,9 +633,14 @@ impl CumulativeList {
     pub fn title(&self) -> String {
         format!("Накопительный итог по {}", self.register.serial)
     }
+}
 
-    /// The lines as an export.
-    pub fn report(&self) -> Report {
+impl Listing for CumulativeList {
+    fn json(&self) -> impl Serialize + '_ {
+        &self.lines
+    }
+
+    fn report(&self) -> Report {
         Report {
             title: self.title(),
             subtitle: None,

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cabinet_server::portal::Listing;
 use cabinet_server::store::Store;
 use cabinet_server::store::sqlite::SqliteStore;
 use chrono::{DateTime, FixedOffset, TimeDelta};

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::auth::Viewer;
 use super::{AppState, api_error};
 use crate::export::{self, Format, Report};
-use crate::portal::{self, EquipmentView, QueryError};
-use crate::store::{ObjectDetails, ObjectId};
+use crate::portal::{self, EquipmentView, Listing, QueryError};
+use crate::store::{ObjectDetails, ObjectId, Scope, Store};
 
 /// The API's routes.
 pub fn routes() -> Router<AppState> {
@@ -132,28 +132,31 @@ async fn equipment(
     Ok(answer(json, format.map(|f| (f, portal::equipment_report(&list), format!("equipment-{unp}")))).await)
 }
 
+/// A list of one register (documents, events, cumulative totals): JSON or its file.
+async fn register_list<L: Listing + Send + 'static>(
+    state: AppState,
+    viewer: Viewer,
+    reg: String,
+    query: ListQuery,
+    stem: &str,
+    fetch: impl FnOnce(&dyn Store, &Scope, RegNumber, &ListQuery) -> Result<L, QueryError> + Send + 'static,
+) -> Result<Response, QueryError> {
+    let format = format_of(&query)?;
+    let reg: RegNumber = path_id(&reg, "касса")?;
+    let list = state.blocking(move |s| fetch(s, &viewer.scope, reg, &query)).await?;
+    Ok(answer(list.json(), format.map(|f| (f, list.report(), format!("{stem}-{reg}")))).await)
+}
+
 async fn documents(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(reg): Path<String>,
     ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
-    let format = format_of(&query)?;
-    let reg: RegNumber = path_id(&reg, "касса")?;
-    let list = state
-        .blocking(move |s| {
-            portal::documents(
-                s,
-                &viewer.scope,
-                reg,
-                query.from.as_deref(),
-                query.to.as_deref(),
-                query.kinds.as_deref(),
-                Utc::now(),
-            )
-        })
-        .await?;
-    Ok(answer(list.json(), format.map(|f| (f, list.report(), format!("documents-{reg}")))).await)
+    register_list(state, viewer, reg, query, "documents", |s, scope, reg, q| {
+        portal::documents(s, scope, reg, q.from.as_deref(), q.to.as_deref(), q.kinds.as_deref(), Utc::now())
+    })
+    .await
 }
 
 async fn events(
@@ -162,22 +165,10 @@ async fn events(
     Path(reg): Path<String>,
     ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
-    let format = format_of(&query)?;
-    let reg: RegNumber = path_id(&reg, "касса")?;
-    let list = state
-        .blocking(move |s| {
-            portal::events(
-                s,
-                &viewer.scope,
-                reg,
-                query.from.as_deref(),
-                query.to.as_deref(),
-                query.codes.as_deref(),
-                Utc::now(),
-            )
-        })
-        .await?;
-    Ok(answer(list.json(), format.map(|f| (f, list.report(), format!("events-{reg}")))).await)
+    register_list(state, viewer, reg, query, "events", |s, scope, reg, q| {
+        portal::events(s, scope, reg, q.from.as_deref(), q.to.as_deref(), q.codes.as_deref(), Utc::now())
+    })
+    .await
 }
 
 async fn cumulative(
@@ -186,10 +177,7 @@ async fn cumulative(
     Path(reg): Path<String>,
     ApiQuery(query): ApiQuery,
 ) -> Result<Response, QueryError> {
-    let format = format_of(&query)?;
-    let reg: RegNumber = path_id(&reg, "касса")?;
-    let list = state.blocking(move |s| portal::cumulative(s, &viewer.scope, reg)).await?;
-    Ok(answer(&list.lines, format.map(|f| (f, list.report(), format!("cumulative-{reg}")))).await)
+    register_list(state, viewer, reg, query, "cumulative", |s, scope, reg, _| portal::cumulative(s, scope, reg)).await
 }
 
 async fn document(
