@@ -345,11 +345,6 @@ impl Filter {
         }
     }
 
-    /// The picked values as the API's comma-separated list (none: all).
-    fn list(&self) -> Option<String> {
-        (!self.picked.is_empty()).then(|| self.picked.join(","))
-    }
-
     /// The form's value of a period end, in the register's zone.
     fn field(t: DateTime<Utc>, zone: Tz) -> String {
         t.with_timezone(&zone).format("%Y-%m-%dT%H:%M").to_string()
@@ -365,6 +360,40 @@ impl Filter {
             pairs.push((list_key, list));
         }
         serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+/// The query of a list page (documents, events): the register in the path, the period and
+/// the check-boxes (`key`, repeated) from the query string.
+type ListQuery<L> = fn(
+    &dyn crate::store::Store,
+    &crate::store::Scope,
+    protocol::RegNumber,
+    Option<&str>,
+    Option<&str>,
+    Option<&str>,
+    DateTime<Utc>,
+) -> Result<L, QueryError>;
+
+async fn filtered_list<L: Send + 'static>(
+    state: &AppState,
+    viewer: &Viewer,
+    reg: String,
+    raw: Option<String>,
+    key: &str,
+    query: ListQuery<L>,
+) -> Result<L, PageError> {
+    let filter = Filter::parse(raw.as_deref(), key);
+    let scope = viewer.scope.clone();
+    let (from, to, picked) = (filter.from, filter.to, (!filter.picked.is_empty()).then(|| filter.picked.join(",")));
+    let result = state
+        .blocking(move |s| {
+            query(s, &scope, reg_of(&reg)?, from.as_deref(), to.as_deref(), picked.as_deref(), Utc::now())
+        })
+        .await;
+    match result {
+        Ok(list) => Ok(list),
+        Err(e) => Err(PageError::of(viewer, e).await),
     }
 }
 
@@ -404,18 +433,7 @@ async fn documents(
     Path(reg): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let filter = Filter::parse(raw.as_deref(), "kind");
-    let scope = viewer.scope.clone();
-    let (from, to, kinds) = (filter.from.clone(), filter.to.clone(), filter.list());
-    let result = state
-        .blocking(move |s| {
-            portal::documents(s, &scope, reg_of(&reg)?, from.as_deref(), to.as_deref(), kinds.as_deref(), Utc::now())
-        })
-        .await;
-    let list = match result {
-        Ok(list) => list,
-        Err(e) => return Err(PageError::of(&viewer, e).await),
-    };
+    let list = filtered_list(&state, &viewer, reg, raw, "kind", portal::documents).await?;
     let zone = list.register.time_zone;
     let choices = DocumentKind::ALL
         .iter()
@@ -488,18 +506,7 @@ async fn events(
     Path(reg): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<EventsPage, PageError> {
-    let filter = Filter::parse(raw.as_deref(), "code");
-    let scope = viewer.scope.clone();
-    let (from, to, codes) = (filter.from.clone(), filter.to.clone(), filter.list());
-    let result = state
-        .blocking(move |s| {
-            portal::events(s, &scope, reg_of(&reg)?, from.as_deref(), to.as_deref(), codes.as_deref(), Utc::now())
-        })
-        .await;
-    let list = match result {
-        Ok(list) => list,
-        Err(e) => return Err(PageError::of(&viewer, e).await),
-    };
+    let list = filtered_list(&state, &viewer, reg, raw, "code", portal::events).await?;
     let zone = list.register.time_zone;
     let choices = portal::event_choices()
         .into_iter()
