@@ -194,12 +194,14 @@ pub enum NoViewer {
     Api(Response),
     /// For pages.
     Page,
+    /// The store failed; nobody was refused.
+    Unavailable(Response),
 }
 
 impl IntoResponse for NoViewer {
     fn into_response(self) -> Response {
         match self {
-            NoViewer::Api(response) => response,
+            NoViewer::Api(response) | NoViewer::Unavailable(response) => response,
             NoViewer::Page => Redirect::to("/login").into_response(),
         }
     }
@@ -228,7 +230,8 @@ impl FromRequestParts<AppState> for Viewer {
             .await;
             return match found {
                 Ok(Ok(Some(user))) => Ok(Viewer { scope: Scope::of(&user), user, credential: Credential::Token }),
-                _ => Err(refuse("API-токен не найден или отозван")),
+                Ok(Ok(None)) => Err(refuse("API-токен не найден или отозван")),
+                _ => Err(unavailable(api)),
             };
         }
         let session = Session::from_request_parts(parts, state).await.map_err(|_| refuse("нужен вход"))?;
@@ -246,12 +249,21 @@ impl FromRequestParts<AppState> for Viewer {
             Ok(Ok(Some(user))) => {
                 Ok(Viewer { scope: Scope::of(&user), user, credential: Credential::Session(session) })
             }
-            _ => {
+            Ok(Ok(None)) => {
                 session.flush().await.ok();
                 Err(refuse("нужен вход"))
             }
+            // The store failed: the session stays, the request is answered 503.
+            _ => Err(unavailable(api)),
         }
     }
+}
+
+/// The answer when the store cannot say who is asking.
+fn unavailable(api: bool) -> NoViewer {
+    let response =
+        api_error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "хранилище недоступно, попробуйте позже");
+    if api { NoViewer::Api(response) } else { NoViewer::Unavailable(response) }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
