@@ -764,19 +764,26 @@ impl Store for SqliteStore {
     fn document(&self, scope: &Scope, uid: &str) -> Result<StoredDocument, StoreError> {
         let not_found = || StoreError::NotFound(format!("документ {uid}"));
         self.read(|conn| {
-            type Found = (String, Vec<u8>, Vec<u8>, Option<String>);
+            // One query whether the document is missing or another taxpayer's, so neither
+            // answer nor its time tells the two apart.
+            type Found = (String, String, String, Vec<u8>, Vec<u8>, Option<String>);
             let found: Option<Found> = conn
                 .prepare_cached(
-                    "SELECT d.reg_number, e.hash, e.payload, e.reason FROM documents d
-                     JOIN entries e ON e.reg_number = d.reg_number AND e.seq = d.seq WHERE d.uid = ?1",
+                    "SELECT d.reg_number, v.unp, t.name, e.hash, e.payload, e.reason FROM documents d
+                     JOIN entries e ON e.reg_number = d.reg_number AND e.seq = d.seq
+                     JOIN devices v ON v.reg_number = d.reg_number JOIN taxpayers t ON t.unp = v.unp
+                     WHERE d.uid = ?1",
                 )?
-                .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .optional()?;
-            let (reg, hash, payload, error) = found.ok_or_else(not_found)?;
-            let register = scoped_register(conn, scope, parse_id(&reg)?).map_err(|_| not_found())?;
+            let (reg, unp, name, hash, payload, error) = found.ok_or_else(not_found)?;
+            let unp: Unp = parse_id(&unp)?;
+            if !scope.holds(unp) {
+                return Err(not_found());
+            }
             Ok(StoredDocument {
-                reg_number: register.reg_number,
-                taxpayer: register.taxpayer,
+                reg_number: parse_id(&reg)?,
+                taxpayer: Taxpayer { unp, name },
                 hash: hash_from(&hash)?,
                 payload,
                 error,

@@ -71,6 +71,28 @@ impl Nav {
     }
 }
 
+/// A form's fields; a body that is not the form (a field missing, say) is a `400` page,
+/// not axum's plain-text refusal.
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<PageForm<T>, PageError> {
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(fields)) => Ok(PageForm(fields)),
+            Err(e) => Err(PageError {
+                status: StatusCode::BAD_REQUEST,
+                nav: None,
+                message: format!(
+                    "Форма отправлена не полностью или с ошибкой ({}). Обновите страницу и повторите.",
+                    e.body_text()
+                ),
+            }),
+        }
+    }
+}
+
 /// A page's failure: an error page with the right status.
 pub struct PageError {
     status: StatusCode,
@@ -158,7 +180,7 @@ async fn login(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Response {
     let refuse = |status: StatusCode, error: &str, login: String| {
         (status, LoginPage { nav: None, login, error: Some(error.to_owned()) }).into_response()
@@ -208,7 +230,7 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(viewer: Viewer, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn logout(viewer: Viewer, PageForm(form): PageForm<CsrfForm>) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
     }
@@ -705,7 +727,7 @@ async fn save_object(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<ObjectForm>,
+    PageForm(form): PageForm<ObjectForm>,
 ) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
@@ -797,7 +819,7 @@ struct PasswordForm {
 async fn change_password(
     State(state): State<AppState>,
     viewer: Viewer,
-    Form(form): Form<PasswordForm>,
+    PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
@@ -850,7 +872,7 @@ struct TokenForm {
 async fn create_token(
     State(state): State<AppState>,
     viewer: Viewer,
-    Form(form): Form<TokenForm>,
+    PageForm(form): PageForm<TokenForm>,
 ) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
@@ -868,7 +890,7 @@ async fn revoke_token(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
@@ -923,7 +945,7 @@ struct UnpForm {
     unp: String,
 }
 
-async fn select_unp(viewer: Viewer, Form(form): Form<UnpForm>) -> Result<Response, PageError> {
+async fn select_unp(viewer: Viewer, PageForm(form): PageForm<UnpForm>) -> Result<Response, PageError> {
     if !viewer.csrf_ok(Some(&form.csrf)).await {
         return Err(PageError::forbidden(&viewer).await);
     }

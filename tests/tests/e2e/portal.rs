@@ -666,6 +666,11 @@ async fn sessions_change_id_at_login_end_at_logout_and_password_change_and_forms
         assert_eq!(page.status, 400);
         assert!(page.text.contains(says), "{says}: {}", page.text);
     }
+    let incomplete = browser.post_form("/account/password", &[("csrf", &csrf)]).await;
+    assert_eq!(incomplete.status, 400);
+    assert!(
+        incomplete.content_type.starts_with("text/html") && incomplete.text.contains("Форма отправлена не полностью")
+    );
     let wrong_current = browser
         .post_form(
             "/account/password",
