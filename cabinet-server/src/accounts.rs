@@ -123,7 +123,7 @@ pub fn create_user(
 pub fn reset_password(store: &dyn Store, login: &str) -> Result<String, AccountError> {
     let user = store.user_by_login(login)?.ok_or_else(|| StoreError::NotFound(format!("пользователь {login}")))?;
     let password = generate_password();
-    store.set_password(user.id, &hash_password(&password)?, None)?;
+    store.set_password(user.id, &hash_password(&password)?)?;
     store.revoke_all_api_tokens(user.id)?;
     Ok(password)
 }

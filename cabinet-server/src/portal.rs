@@ -324,11 +324,6 @@ impl DocumentList {
         format!("Кассовые документы по {}", self.register.serial)
     }
 
-    /// The period as the page shows it.
-    pub fn period_text(&self) -> String {
-        period_text(&self.period, self.register.time_zone)
-    }
-
     /// The documents and the summary table as an export.
     fn export(&self) -> Report {
         let money = |m: Option<Money>| m.filter(|m| !m.is_zero()).map_or(Cell::Empty, Cell::Money);
@@ -366,7 +361,7 @@ impl DocumentList {
             .collect();
         Report {
             title: self.title(),
-            subtitle: Some(self.period_text()),
+            subtitle: Some(period_text(&self.period, self.register.time_zone)),
             tables: vec![documents, Table { columns, rows }],
         }
     }

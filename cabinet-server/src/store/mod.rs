@@ -390,8 +390,8 @@ pub trait Store: Send + Sync + 'static {
     fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError>;
     /// The user with `id`.
     fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
-    /// Replaces a user's password hash and ends all their sessions but `keep`.
-    fn set_password(&self, user: UserId, password_hash: &str, keep: Option<&[u8; 32]>) -> Result<(), StoreError>;
+    /// Replaces a user's password hash and ends all their sessions.
+    fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError>;
     /// Adds an API token (by its hash) for a user; returns its id.
     fn add_api_token(&self, user: UserId, name: &str, token_hash: &[u8; 32]) -> Result<i64, StoreError>;
     /// A user's live API tokens.

@@ -557,7 +557,7 @@ impl Store for SqliteStore {
         self.read(|conn| find_user(conn, "id", &id.0))
     }
 
-    fn set_password(&self, user: UserId, password_hash: &str, keep: Option<&[u8; 32]>) -> Result<(), StoreError> {
+    fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed =
@@ -565,10 +565,7 @@ impl Store for SqliteStore {
         if changed == 0 {
             return Err(StoreError::NotFound(format!("пользователь {}", user.0)));
         }
-        tx.execute(
-            "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
-            params![user.0, keep.map(|k| k.as_slice())],
-        )?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.0])?;
         tx.commit()?;
         Ok(())
     }

@@ -432,21 +432,53 @@ struct DocumentLine {
     total: String,
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "documents.html")]
-struct DocumentsPage {
-    nav: Option<Nav>,
+/// What a list page (documents, events) shows above and below its table: the heading,
+/// the filter form (`templates/filter.html`) and the export links' query.
+struct ListHeader {
     title: String,
     reg_number: String,
     from: String,
     to: String,
     period: String,
     choices: Vec<Choice>,
+    /// The check-boxes' repeated query key (`kind`, `code`).
     choice_name: &'static str,
+    export_query: String,
+}
+
+impl ListHeader {
+    /// The header of a list of `register` over `period`; `picked` is the API's list of the
+    /// checked values (`None`: all), under `list_key` in the export links.
+    fn new(
+        title: String,
+        register: &crate::store::Equipment,
+        period: &Period,
+        (choices, choice_name): (Vec<Choice>, &'static str),
+        list_key: &str,
+        picked: Option<String>,
+    ) -> ListHeader {
+        let zone = register.time_zone;
+        ListHeader {
+            title,
+            reg_number: register.reg_number.to_string(),
+            from: Filter::field(period.from, zone),
+            to: Filter::field(period.to, zone),
+            period: portal::period_text(period, zone),
+            choices,
+            choice_name,
+            export_query: Filter::export_query(period, zone, list_key, picked),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "documents.html")]
+struct DocumentsPage {
+    nav: Option<Nav>,
+    list: ListHeader,
     columns: [&'static str; 9],
     rows: Vec<DocumentLine>,
     summary: SummaryTable,
-    export_query: String,
 }
 
 async fn documents(
@@ -456,7 +488,6 @@ async fn documents(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let list = filtered_list(&state, &viewer, reg, raw, "kind", portal::documents).await?;
-    let zone = list.register.time_zone;
     let choices = DocumentKind::ALL
         .iter()
         .map(|k| Choice { value: k.wire_name().into(), label: k.label().into(), checked: list.kinds.contains(k) })
@@ -481,17 +512,10 @@ async fn documents(
         .then(|| list.kinds.iter().map(|k| k.wire_name()).collect::<Vec<_>>().join(","));
     Ok(DocumentsPage {
         nav: Nav::of(&viewer, "equipment").await,
-        title: list.title(),
-        reg_number: list.register.reg_number.to_string(),
-        from: Filter::field(list.period.from, zone),
-        to: Filter::field(list.period.to, zone),
-        period: list.period_text(),
-        choices,
-        choice_name: "kind",
+        list: ListHeader::new(list.title(), &list.register, &list.period, (choices, "kind"), "kinds", kinds_list),
         columns: portal::DOCUMENT_COLUMNS,
         rows,
         summary: SummaryTable::new(&list.summary),
-        export_query: Filter::export_query(&list.period, zone, "kinds", kinds_list),
     }
     .into_response())
 }
@@ -510,16 +534,9 @@ struct EventLine {
 #[template(path = "events.html")]
 struct EventsPage {
     nav: Option<Nav>,
-    title: String,
-    reg_number: String,
-    from: String,
-    to: String,
-    period: String,
-    choices: Vec<Choice>,
-    choice_name: &'static str,
+    list: ListHeader,
     columns: [&'static str; 6],
     rows: Vec<EventLine>,
-    export_query: String,
 }
 
 async fn events(
@@ -555,16 +572,9 @@ async fn events(
         (!list.codes.is_empty()).then(|| list.codes.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
     Ok(EventsPage {
         nav: Nav::of(&viewer, "equipment").await,
-        title: list.title(),
-        reg_number: list.register.reg_number.to_string(),
-        from: Filter::field(list.period.from, zone),
-        to: Filter::field(list.period.to, zone),
-        period: portal::period_text(&list.period, zone),
-        choices,
-        choice_name: "code",
+        list: ListHeader::new(list.title(), &list.register, &list.period, (choices, "code"), "codes", codes_list),
         columns: portal::EVENT_COLUMNS,
         rows,
-        export_query: Filter::export_query(&list.period, zone, "codes", codes_list),
     })
 }
 
@@ -849,9 +859,7 @@ async fn change_password(
     let new = form.new;
     // Every session of the user ends, this one included; this one goes on under a new id.
     let changed = state
-        .blocking(move |s| {
-            Ok::<_, accounts::AccountError>(s.set_password(user, &accounts::hash_password(&new)?, None)?)
-        })
+        .blocking(move |s| Ok::<_, accounts::AccountError>(s.set_password(user, &accounts::hash_password(&new)?)?))
         .await;
     if let Err(e) = changed {
         return Err(PageError::of(&viewer, QueryError::Store(crate::store::StoreError::Database(e.to_string()))).await);
